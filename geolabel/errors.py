@@ -1,0 +1,110 @@
+"""One exception hierarchy for geolabel: every user-facing error says what was wrong and what to do.
+
+Each class also inherits the builtin a caller would naturally catch (``ValueError``,
+``OSError``, ``KeyError``...), as rasterio does, so generic code keeps working. Nothing here
+imports click, typer or any heavy library: the CLI turns these into exit codes at the edge.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AnnotationImportError",
+    "CRSMismatchError",
+    "ColumnError",
+    "GeolabelDeprecationWarning",
+    "GeolabelError",
+    "GeometryError",
+    "InputFileError",
+    "LabelError",
+    "LayerError",
+    "NoDataWarning",
+    "NotFittedError",
+    "ProjectExistsError",
+    "ProjectNotFoundError",
+    "RasterReadError",
+    "ReprojectionWarning",
+    "StoreError",
+    "TaxonomyError",
+    "TilingError",
+]
+
+
+class GeolabelError(Exception):
+    """Root of every error geolabel raises on purpose.
+
+    The message is written for the user: what was wrong, in which file, and how to fix it.
+    """
+
+
+class InputFileError(GeolabelError, OSError):
+    """A file the user named is missing, unreadable or of the wrong kind."""
+
+
+class RasterReadError(GeolabelError, OSError):
+    """A raster cannot be read, or lacks what geolabel needs (CRS, geotransform, bands)."""
+
+
+class CRSMismatchError(GeolabelError, ValueError):
+    """Two inputs are in different or unknown coordinate reference systems."""
+
+
+class GeometryError(GeolabelError, ValueError):
+    """Geometries are invalid, empty or of the wrong type and could not be repaired."""
+
+
+class LayerError(GeolabelError, KeyError):
+    """A vector layer or table that was asked for does not exist."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; users should see it plain.
+        return str(self.args[0]) if self.args else ""
+
+
+class ColumnError(GeolabelError, KeyError):
+    """A required column is missing, misnamed or holds the wrong values."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class LabelError(GeolabelError, ValueError):
+    """A label is not in the taxonomy it is checked against."""
+
+
+class TaxonomyError(GeolabelError, ValueError):
+    """A taxonomy file does not validate (duplicate ids, unknown parent, missing colour...)."""
+
+
+class StoreError(GeolabelError, RuntimeError):
+    """The project store refused an operation (append-only table, schema mismatch...)."""
+
+
+class ProjectNotFoundError(StoreError, FileNotFoundError):
+    """The project file does not exist or is not a geolabel project."""
+
+
+class ProjectExistsError(StoreError, FileExistsError):
+    """Creating a project would overwrite one that already exists."""
+
+
+class AnnotationImportError(StoreError, ValueError):
+    """An annotation import failed; it was rolled back and nothing was stored."""
+
+
+class TilingError(GeolabelError, ValueError):
+    """A tile grid cannot be built with the parameters given."""
+
+
+class NotFittedError(GeolabelError, AttributeError):
+    """Fitted state was read before ``fit`` was called."""
+
+
+class NoDataWarning(UserWarning):
+    """A read or tile is mostly or entirely nodata."""
+
+
+class ReprojectionWarning(UserWarning):
+    """An input was reprojected to the project CRS."""
+
+
+class GeolabelDeprecationWarning(FutureWarning):
+    """A parameter or function is deprecated and will be removed."""
