@@ -1,0 +1,1 @@
+"""The geolabel command line: a thin layer that parses, calls the library once, and prints."""

@@ -1,0 +1,51 @@
+"""The ``geolabel`` command group: one module per command, each a thin wrapper over the library."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from geolabel import __version__
+from geolabel.cli import annotations, info, init, sample, taxonomy
+from geolabel.cli.options import set_verbosity
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="geolabel",
+    help="Land-use labels from satellite imagery, parcel maps and municipal notices.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"geolabel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More logging.")] = 0,
+    quiet: Annotated[int, typer.Option("-q", "--quiet", count=True, help="Less logging.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    set_verbosity(verbose, quiet)
+
+
+app.command("sample")(sample.sample)
+app.command("init")(init.init)
+app.command("info")(info.info)
+app.command("import")(annotations.import_annotations)
+app.add_typer(taxonomy.app, name="taxonomy")
+
+
+def main() -> None:
+    """Entry point of the ``geolabel`` console script."""
+    app()

@@ -1,0 +1,219 @@
+"""Open, check and write GeoTIFF/COG scenes: what geolabel needs from a raster, said up front.
+
+A scene must have a CRS and a real geotransform (not GDAL's identity default); errors name the
+file and the GDAL command that fixes it. Writing goes through :func:`write_cog`, which tiles,
+compresses, builds overviews and marks every band as data (``photometric="MINISBLACK"``), so a
+4-band R, G, B, NIR image is never read back with band 4 as alpha.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.shutil import copy as rio_copy
+
+from geolabel.errors import InputFileError, RasterReadError
+
+__all__ = ["RasterInfo", "open_scene_info", "write_cog"]
+
+
+@dataclass(frozen=True, slots=True)
+class RasterInfo:
+    """What geolabel knows about a scene after checking it.
+
+    Attributes:
+        path: The file.
+        width: Columns in pixels.
+        height: Rows in pixels.
+        count: Number of bands.
+        dtype: Numpy dtype name of the bands.
+        crs: CRS as an authority string (``EPSG:32610``) or WKT when there is no code.
+        transform: The six affine coefficients (a, b, c, d, e, f).
+        bounds: (left, bottom, right, top) in ``crs``.
+        nodata: The nodata value, or None.
+        band_names: Band descriptions, or ``band1``... when the file has none.
+        colorinterp: GDAL's colour interpretation of each band (``alpha`` is worth a look).
+        block_shape: (rows, cols) of the internal blocks of band 1.
+        overviews: Decimation factors of band 1's overviews.
+        res: Pixel size (x, y) in CRS units.
+    """
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: str
+    transform: tuple[float, float, float, float, float, float]
+    bounds: tuple[float, float, float, float]
+    nodata: float | None
+    band_names: tuple[str, ...]
+    colorinterp: tuple[str, ...]
+    block_shape: tuple[int, int]
+    overviews: tuple[int, ...]
+    res: tuple[float, float]
+
+
+def _crs_string(crs: rasterio.crs.CRS) -> str:
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
+def open_scene_info(path: str | os.PathLike[str]) -> RasterInfo:
+    """Check that a file is a georeferenced raster geolabel can use, and describe it.
+
+    Args:
+        path: A GeoTIFF, COG or any raster GDAL reads.
+
+    Returns:
+        The checked description.
+
+    Raises:
+        InputFileError: The file does not exist.
+        RasterReadError: GDAL cannot read it, or it has no CRS or no geotransform.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"Scene {p} does not exist. Check the path.")
+    try:
+        with rasterio.open(p) as ds:
+            if ds.crs is None:
+                raise RasterReadError(
+                    f"Scene {p} has no CRS, so its pixels cannot be placed on the map. Assign the"
+                    f" CRS it was produced in, e.g. `gdal_edit.py -a_srs EPSG:32610 {p}`."
+                )
+            if ds.transform == Affine.identity() and not ds.gcps[0]:
+                raise RasterReadError(
+                    f"Scene {p} has no geotransform (pixel size and origin), so it cannot be"
+                    f" placed on the map. Set one, e.g. `gdal_edit.py -a_ullr ULX ULY LRX LRY {p}`,"
+                    " or georeference it with `gdalwarp`."
+                )
+            if ds.transform == Affine.identity():
+                raise RasterReadError(
+                    f"Scene {p} is georeferenced by ground control points only. Warp it to a grid"
+                    f" first: `gdalwarp -t_srs EPSG:XXXX {p} warped.tif`."
+                )
+            if ds.transform.b != 0 or ds.transform.d != 0:
+                raise RasterReadError(
+                    f"Scene {p} has a rotated geotransform, which geolabel does not tile. Warp it"
+                    f" north-up first: `gdalwarp {p} north_up.tif`."
+                )
+            names = tuple(d or f"band{k}" for k, d in enumerate(ds.descriptions, start=1))
+            t = ds.transform
+            return RasterInfo(
+                path=str(p),
+                width=ds.width,
+                height=ds.height,
+                count=ds.count,
+                dtype=ds.dtypes[0],
+                crs=_crs_string(ds.crs),
+                transform=(t.a, t.b, t.c, t.d, t.e, t.f),
+                bounds=tuple(ds.bounds),  # type: ignore[arg-type]
+                nodata=ds.nodata,
+                band_names=names,
+                colorinterp=tuple(ci.name for ci in ds.colorinterp),
+                block_shape=tuple(ds.block_shapes[0]),  # type: ignore[arg-type]
+                overviews=tuple(ds.overviews(1)),
+                res=tuple(ds.res),  # type: ignore[arg-type]
+            )
+    except RasterioIOError as exc:
+        raise RasterReadError(
+            f"GDAL cannot read {p} as a raster ({exc}). Is it a GeoTIFF? Try `gdalinfo {p}`."
+        ) from exc
+
+
+def write_cog(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    *,
+    transform: Affine,
+    crs: str,
+    nodata: float | None = None,
+    band_names: Sequence[str] | None = None,
+    blocksize: int = 256,
+    overview_resampling: Resampling = Resampling.average,
+    tags: dict[str, str] | None = None,
+) -> Path:
+    """Write a Cloud-Optimized GeoTIFF whose every band is data (never alpha).
+
+    The image is first written as a tiled GeoTIFF with internal overviews (factors 2, 4, 8...
+    down to one block), then copied with ``COPY_SRC_OVERVIEWS=YES`` so that the overviews precede
+    the full-resolution data, as the COG layout requires. Deflate with the horizontal predictor.
+
+    Args:
+        path: Output file.
+        array: ``(bands, H, W)`` or ``(H, W)`` array.
+        transform: Affine transform of the grid.
+        crs: CRS of the grid.
+        nodata: Nodata value to record, if any.
+        band_names: One description per band.
+        blocksize: Internal tile size in pixels.
+        overview_resampling: Resampling for overviews (``nearest`` for class maps).
+        tags: Extra dataset metadata.
+
+    Returns:
+        The written path.
+    """
+    if array.ndim == 2:
+        array = array[None]
+    count, height, width = array.shape
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    predictor = 2 if np.issubdtype(array.dtype, np.integer) else 3
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": array.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": blocksize,
+        "blockysize": blocksize,
+        "compress": "DEFLATE",
+        "predictor": predictor,
+        "photometric": "MINISBLACK",
+        "interleave": "pixel" if count > 1 else "band",
+    }
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        staging = Path(tmp) / "staging.tif"
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            with rasterio.open(staging, "w", **profile) as ds:
+                ds.write(array)
+                ds.colorinterp = [ColorInterp.gray] + [ColorInterp.undefined] * (count - 1)
+                for k, name in enumerate(band_names or (), start=1):
+                    ds.set_band_description(k, name)
+                if tags:
+                    ds.update_tags(**tags)
+                factors = []
+                f = 2
+                while max(width, height) / f >= blocksize / 2 and f <= 64:
+                    factors.append(f)
+                    f *= 2
+                if factors:
+                    ds.build_overviews(factors, overview_resampling)
+            rio_copy(
+                staging,
+                out,
+                driver="GTiff",
+                copy_src_overviews=True,
+                tiled=True,
+                blockxsize=blocksize,
+                blockysize=blocksize,
+                compress="DEFLATE",
+                predictor=predictor,
+                photometric="MINISBLACK",
+                interleave=profile["interleave"],
+            )
+    return out
