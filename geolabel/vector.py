@@ -43,6 +43,7 @@ def read_vector(
     layer: str | None = None,
     required: Sequence[str] = (),
     what: str = "layer",
+    layer_option: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a vector file (GeoPackage, GeoJSON, Shapefile...) with clear errors.
 
@@ -51,6 +52,8 @@ def read_vector(
         layer: Layer name; required when the file has several layers.
         required: Columns that must be present.
         what: What the layer is, for messages ("parcels", "POIs").
+        layer_option: The command-line option that names the layer (``--parcels-layer``), for
+            messages.
 
     Returns:
         The features with their CRS.
@@ -74,7 +77,7 @@ def read_vector(
     if layer is None and len(layers) > 1:
         raise LayerError(
             f"{p} has several layers ({', '.join(layers)}); say which holds the {what}"
-            f" with --{what.lower().rstrip('s')}-layer NAME."
+            + (f" with {layer_option} NAME." if layer_option else ".")
         )
     if layer is not None and layer not in layers:
         raise LayerError(
@@ -97,6 +100,15 @@ def read_vector(
             f"The {what} in {p} have no CRS, so they cannot be matched to the imagery. Set the"
             f" CRS they were drawn in, e.g. `ogr2ogr -a_srs EPSG:4326 fixed.gpkg {p}`."
         )
+    if gdf.crs.is_geographic and len(gdf):
+        minx, miny, maxx, maxy = gdf.total_bounds
+        if min(minx, miny) < -180 or maxx > 180 or maxy > 90 or miny < -90:
+            raise CRSMismatchError(
+                f"The {what} in {p} are declared in {gdf.crs.to_string()} (degrees), but their"
+                f" coordinates reach ({minx:.0f}, {miny:.0f}, {maxx:.0f}, {maxy:.0f}), which looks"
+                " projected (metres). GeoJSON without a 'crs' member means WGS 84: write the file"
+                " with its real CRS, e.g. `ogr2ogr -a_srs EPSG:32610 fixed.gpkg` on it."
+            )
     return gdf
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from geolabel import __version__
-from geolabel.cli import annotations, info, init, sample, taxonomy
+from geolabel.cli import imports, info, init, sample, taxonomy
 from geolabel.cli.options import set_verbosity
 
 __all__ = ["app", "main"]
@@ -42,7 +42,7 @@ def _root(
 app.command("sample")(sample.sample)
 app.command("init")(init.init)
 app.command("info")(info.info)
-app.command("import")(annotations.import_annotations)
+app.command("import")(imports.import_annotations)
 app.add_typer(taxonomy.app, name="taxonomy")
 
 

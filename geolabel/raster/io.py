@@ -117,13 +117,13 @@ def open_scene_info(path: str | os.PathLike[str]) -> RasterInfo:
                 dtype=ds.dtypes[0],
                 crs=_crs_string(ds.crs),
                 transform=(t.a, t.b, t.c, t.d, t.e, t.f),
-                bounds=tuple(ds.bounds),  # type: ignore[arg-type]
+                bounds=tuple(ds.bounds),
                 nodata=ds.nodata,
                 band_names=names,
                 colorinterp=tuple(ci.name for ci in ds.colorinterp),
-                block_shape=tuple(ds.block_shapes[0]),  # type: ignore[arg-type]
+                block_shape=tuple(ds.block_shapes[0]),
                 overviews=tuple(ds.overviews(1)),
-                res=tuple(ds.res),  # type: ignore[arg-type]
+                res=tuple(ds.res),
             )
     except RasterioIOError as exc:
         raise RasterReadError(

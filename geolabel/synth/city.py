@@ -355,7 +355,7 @@ def build_city(config: CityConfig | None = None) -> City:
             y_bot = ys[row + 1] + road_w / 2
             district = _DISTRICTS[0] if row < split_row else _DISTRICTS[1]
             zone = str(zones[col, row])
-            common = {
+            common: dict[str, Any] = {
                 "district": district,
                 "block_no": block_no,
                 "column": col,

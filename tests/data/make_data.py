@@ -82,7 +82,13 @@ def main() -> None:
 
     good = [_parcel(f"A{k}", _square(x0 + 1 + 5 * k, y0 + 1, 4.0)) for k in range(3)]
     _geojson("parcels.geojson", good)
-    _geojson("parcels_nocrs.geojson", good, crs=None)
+    # GeoJSON without a "crs" member means WGS 84 (RFC 7946): UTM metres there are a user error.
+    _geojson("parcels_utm_as_wgs84.geojson", good, crs=None)
+    import geopandas as gpd
+
+    nocrs = gpd.read_file(HERE / "parcels.geojson").set_crs(None, allow_override=True)
+    (HERE / "parcels_nocrs.gpkg").unlink(missing_ok=True)
+    nocrs.to_file(HERE / "parcels_nocrs.gpkg", layer="parcels", driver="GPKG")
     # The same parcels in WGS 84 (so init must reproject them and say so).
     from pyproj import Transformer
 
