@@ -248,3 +248,15 @@ class TestReproduction:
 
         with pytest.raises(InputFileError, match="--force"):
             write_sample(tmp_path, size_px=256)
+
+
+@pytest.mark.slow
+class TestLargeCity:
+    def test_four_times_the_area(self, tmp_path):
+        manifest = write_sample(tmp_path, size_px=2048, seed=3)
+        assert manifest.counts["parcels"] > 3 * 286
+        assert manifest.counts["notices"] == 800
+        with rasterio.open(tmp_path / "scene.tif") as ds:
+            assert ds.shape == (2048, 2048) and ds.count == 4
+        parcels = pyogrio.read_dataframe(tmp_path / "city.gpkg", layer="parcels")
+        assert parcels["address"].is_unique and parcels["apn"].is_unique

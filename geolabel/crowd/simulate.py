@@ -306,13 +306,13 @@ class _WorkerRanges:
 
 
 _CROWD: Final = _WorkerRanges(
-    accuracy=(0.55, 0.95),
+    accuracy=(0.6, 0.95),
     class_sd=0.05,
     clip=(0.35, 0.99),
-    fatigue=(0.002, 0.008),
-    fatigue_floor=0.6,
+    fatigue=(0.001, 0.004),
+    fatigue_floor=0.7,
     session_length=(20, 60),
-    difficulty_sensitivity=(0.4, 0.7),
+    difficulty_sensitivity=(0.3, 0.6),
     alt_rate=(0.35, 0.45),
     median_seconds=(12.0, 30.0),
 )
@@ -339,14 +339,15 @@ def make_crowd(
 ) -> list[AnnotatorProfile]:
     r"""Draw a crowd of annotators with realistic, uneven skill.
 
-    Crowd workers get a base accuracy :math:`\sim U(0.55, 0.95)`, varied per class by
+    Crowd workers get a base accuracy :math:`\sim U(0.6, 0.95)`, varied per class by
     :math:`N(0, 0.05)` and clipped to [0.35, 0.99]. Their errors on class :math:`c` follow a
     Dirichlet draw (concentration 30) around the population pattern :data:`CONFUSION_PAIRS`:
     residential↔commercial most often, then vacant↔construction, then park↔vacant and
     industrial↔commercial, any other pair rarely. ``round(spammer_rate * n_annotators)`` of the
     crowd workers are spammers instead: half answer uniformly at random, half always answer one
-    class. Experts get accuracy :math:`\sim U(0.97, 0.995)`, little fatigue, low difficulty
-    sensitivity and a lower borderline rate.
+    class. Fatigue takes 0.1–0.4 % of skill per task in a session, floored at 70 %. Experts
+    get accuracy :math:`\sim U(0.97, 0.995)`, little fatigue, low difficulty sensitivity and a
+    lower borderline rate.
 
     Each annotator's parameters come from ``default_rng([seed, kind, index])``, so ``expert-01``
     is the same whatever ``n_annotators`` is.
