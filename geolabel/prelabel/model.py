@@ -1,0 +1,258 @@
+"""Segmentation models and their checkpoints: a directory of weights plus a JSON model card.
+
+The card holds what it takes to reproduce a model and to refuse misuse: the class list and the
+taxonomy (name, version, sha256) it was trained on, input bands and their normalisation, a hash of
+the training item ids, architecture and encoder, epochs, validation metrics, the calibration
+temperature and the versions of the libraries. ``load_checkpoint`` refuses a model whose taxonomy
+differs from the project's, with a message that says to retrain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+import torch
+from torch import nn
+
+from geolabel import __version__
+from geolabel.errors import GeolabelError, InputFileError
+
+__all__ = [
+    "Architecture",
+    "ModelCard",
+    "ModelConfig",
+    "ModelMismatchError",
+    "build_model",
+    "hash_ids",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+Architecture = Literal["unet", "unetplusplus", "fpn", "deeplabv3plus"]
+WEIGHTS_FILE = "weights.pt"
+CARD_FILE = "model_card.json"
+
+
+class ModelMismatchError(GeolabelError, ValueError):
+    """A model does not fit the data or taxonomy it is asked to work on."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """Architecture of a segmentation model.
+
+    Attributes:
+        arch: segmentation-models-pytorch architecture.
+        encoder: Encoder name (``resnet18``, ``mobilenet_v2``, ``efficientnet-b0``...).
+        encoder_depth: Encoder stages (3–5); fewer stages are faster and see less context.
+        decoder_channels: Decoder widths, one per stage (Unet family only).
+        weights: Optional local weights file (a ``state_dict``) to start from; nothing is ever
+            downloaded (``encoder_weights=None``).
+    """
+
+    arch: Architecture = "unet"
+    encoder: str = "resnet18"
+    encoder_depth: int = 5
+    decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16)
+    weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in get_args(Architecture):
+            names = ", ".join(get_args(Architecture))
+            raise GeolabelError(f"Unknown architecture {self.arch!r}; choose one of {names}.")
+        if not 3 <= self.encoder_depth <= 5:
+            raise GeolabelError(f"encoder_depth must be 3, 4 or 5, got {self.encoder_depth}.")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything needed to reproduce a checkpoint and to refuse a mismatched use of it."""
+
+    model_version: str
+    classes: tuple[str, ...]
+    taxonomy_name: str
+    taxonomy_version: str
+    taxonomy_sha256: str
+    bands: tuple[int, ...]
+    band_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    config: dict[str, Any]
+    tile_size: int
+    epochs: int
+    training_items_sha256: str
+    n_training_items: int
+    val_metrics: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0
+    seed: int = 0
+    created_at: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The architecture as a :class:`ModelConfig`."""
+        cfg = dict(self.config)
+        cfg["decoder_channels"] = tuple(cfg.get("decoder_channels", ()))
+        return ModelConfig(**cfg)
+
+    def check_taxonomy(self, name: str, version: str | int, sha256: str | None = None) -> None:
+        """Refuse a taxonomy other than the one the model was trained on.
+
+        Raises:
+            ModelMismatchError: Name, version or content differ.
+        """
+        same = self.taxonomy_name == name and str(self.taxonomy_version) == str(version)
+        if same and sha256 is not None and sha256 != self.taxonomy_sha256:
+            same = False
+        if not same:
+            raise ModelMismatchError(
+                f"Model {self.model_version} was trained on taxonomy {self.taxonomy_name}"
+                f" v{self.taxonomy_version}, but the project uses {name} v{version}. Retrain it on"
+                " the current labels: `geolabel train PROJECT`."
+            )
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what shapes a model's numbers."""
+    import rasterio
+    import segmentation_models_pytorch as smp
+
+    return {
+        "geolabel": __version__,
+        "torch": torch.__version__,
+        "segmentation_models_pytorch": smp.__version__,
+        "numpy": np.__version__,
+        "rasterio": rasterio.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def hash_ids(ids: Sequence[str]) -> str:
+    """Order-independent SHA-256 of a set of item ids."""
+    h = hashlib.sha256()
+    for i in sorted(set(map(str, ids))):
+        h.update(i.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def build_model(config: ModelConfig, in_channels: int, n_classes: int) -> nn.Module:
+    """Build a segmentation model from scratch (or from a local weights file).
+
+    Args:
+        config: Architecture.
+        in_channels: Input bands.
+        n_classes: Output classes.
+
+    Returns:
+        The model (CPU, float32).
+
+    Raises:
+        GeolabelError: The encoder is unknown, or the weights file is missing or does not fit.
+    """
+    import segmentation_models_pytorch as smp
+
+    kwargs: dict[str, Any] = {
+        "encoder_name": config.encoder,
+        "encoder_weights": None,
+        "encoder_depth": config.encoder_depth,
+        "in_channels": in_channels,
+        "classes": n_classes,
+    }
+    if config.arch in ("unet", "unetplusplus"):
+        kwargs["decoder_channels"] = tuple(config.decoder_channels[: config.encoder_depth])
+    makers = {
+        "unet": smp.Unet,
+        "unetplusplus": smp.UnetPlusPlus,
+        "fpn": smp.FPN,
+        "deeplabv3plus": smp.DeepLabV3Plus,
+    }
+    try:
+        model: nn.Module = makers[config.arch](**kwargs)
+    except KeyError as exc:
+        raise GeolabelError(
+            f"Unknown encoder {config.encoder!r}. Try resnet18, resnet34, mobilenet_v2 or"
+            " efficientnet-b0 (see segmentation_models_pytorch.encoders.get_encoder_names())."
+        ) from exc
+    if config.weights:
+        path = Path(config.weights)
+        if not path.exists():
+            raise InputFileError(f"Weights file {path} does not exist.")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise ModelMismatchError(
+                f"Weights in {path} do not fit a {config.arch}/{config.encoder} with"
+                f" {in_channels} bands and {n_classes} classes: {exc}"
+            ) from exc
+    return model
+
+
+def _model_version(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().numpy().tobytes())
+    return "m-" + h.hexdigest()[:12]
+
+
+def save_checkpoint(
+    directory: str | os.PathLike[str], model: nn.Module, card: ModelCard
+) -> ModelCard:
+    """Write weights and the model card into ``directory``; the version is the weights' hash.
+
+    Returns:
+        The card as written (with ``model_version``, ``created_at`` and ``versions`` filled in).
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / WEIGHTS_FILE)
+    values = asdict(card)
+    values["model_version"] = _model_version(model)
+    values["created_at"] = values["created_at"] or datetime.now(UTC).isoformat(timespec="seconds")
+    values["versions"] = values["versions"] or library_versions()
+    written = ModelCard(**{k: _tupled(k, v) for k, v in values.items()})
+    (out / CARD_FILE).write_text(json.dumps(asdict(written), indent=1, sort_keys=True) + "\n")
+    return written
+
+
+def _tupled(key: str, value: Any) -> Any:
+    if key in ("classes", "bands", "band_names", "mean", "std") and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[nn.Module, ModelCard]:
+    """Load a checkpoint directory written by :func:`save_checkpoint`.
+
+    Raises:
+        InputFileError: The directory or one of its files is missing or unreadable.
+    """
+    d = Path(directory)
+    card_path, weights_path = d / CARD_FILE, d / WEIGHTS_FILE
+    for p in (card_path, weights_path):
+        if not p.exists():
+            raise InputFileError(
+                f"{d} is not a geolabel model: {p.name} is missing. Give the directory that"
+                " `geolabel train` wrote."
+            )
+    try:
+        raw = json.loads(card_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"{card_path} is not valid JSON ({exc.msg}).") from exc
+    known = {f.name for f in fields(ModelCard)}
+    card = ModelCard(**{k: _tupled(k, v) for k, v in raw.items() if k in known})
+    model = build_model(card.model_config, len(card.bands), len(card.classes))
+    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    model.eval()
+    return model, card
