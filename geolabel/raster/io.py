@@ -8,6 +8,7 @@ compresses, builds overviews and marks every band as data (``photometric="MINISB
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -20,10 +21,11 @@ from affine import Affine
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.shutil import copy as rio_copy
+from rasterio.windows import Window
 
 from geolabel.errors import InputFileError, RasterReadError
 
-__all__ = ["RasterInfo", "open_scene_info", "write_cog"]
+__all__ = ["CogStripWriter", "RasterInfo", "open_scene_info", "write_cog"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +219,149 @@ def write_cog(
                 interleave=profile["interleave"],
             )
     return out
+
+
+class CogStripWriter:
+    """Write a COG strip by strip, so a scene larger than memory never sits in one array.
+
+    Rows are written into an uncompressed tiled staging GeoTIFF in ``workdir`` (disk, not
+    memory: a scene larger than RAM is fine); :meth:`finish` builds the overviews from it (GDAL
+    reads it block by block) and copies it to a COG with ``COPY_SRC_OVERVIEWS=YES``, laid out
+    as :func:`write_cog` does (deflate with a predictor, ``photometric=MINISBLACK``), compressing
+    once, on ``num_threads`` threads. Strips of whole block rows (multiples of ``blocksize``
+    rows, starting on one) are written without reading anything back.
+
+    Example:
+        >>> with CogStripWriter(tmp, width=w, height=h, count=1, dtype="uint8",  # doctest: +SKIP
+        ...                     transform=t, crs="EPSG:32610") as writer:
+        ...     for row_off, rows in strips:
+        ...         writer.write_rows(rows, row_off)
+        ...     writer.finish("out.tif")
+    """
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        *,
+        width: int,
+        height: int,
+        count: int,
+        dtype: str,
+        transform: Affine,
+        crs: str,
+        nodata: float | None = None,
+        band_names: Sequence[str] | None = None,
+        blocksize: int = 256,
+        overview_resampling: Resampling = Resampling.average,
+        tags: dict[str, str] | None = None,
+        num_threads: int = 2,
+    ) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="cog-", dir=workdir))
+        self._threads = str(max(1, int(num_threads)))
+        self._staging = self._dir / "staging.tif"
+        self._blocksize = blocksize
+        self._resampling = overview_resampling
+        self.width, self.height, self.count = width, height, count
+        self._predictor = 2 if np.issubdtype(np.dtype(dtype), np.integer) else 3
+        self._interleave = "pixel" if count > 1 else "band"
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            self._ds = rasterio.open(
+                self._staging,
+                "w",
+                driver="GTiff",
+                width=width,
+                height=height,
+                count=count,
+                dtype=dtype,
+                crs=crs,
+                transform=transform,
+                nodata=nodata,
+                tiled=True,
+                blockxsize=blocksize,
+                blockysize=blocksize,
+                compress="NONE",
+                photometric="MINISBLACK",
+                interleave=self._interleave,
+                BIGTIFF="IF_SAFER",
+            )
+        self._ds.colorinterp = [ColorInterp.gray] + [ColorInterp.undefined] * (count - 1)
+        for k, name in enumerate(band_names or (), start=1):
+            self._ds.set_band_description(k, name)
+        if tags:
+            self._ds.update_tags(**tags)
+
+    def __enter__(self) -> CogStripWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def write_rows(self, array: np.ndarray, row_off: int) -> None:
+        """Write rows ``row_off : row_off + array.shape[-2]``, all columns.
+
+        Args:
+            array: ``(bands, rows, width)`` or ``(rows, width)``.
+            row_off: First row.
+
+        Raises:
+            ValueError: The rows do not fit the raster, or the writer is finished.
+        """
+        if self._ds.closed:
+            raise ValueError("CogStripWriter.write_rows after finish() or close().")
+        if array.ndim == 2:
+            array = array[None]
+        bands, rows, width = array.shape
+        if bands != self.count or width != self.width or not 0 <= row_off <= self.height - rows:
+            raise ValueError(
+                f"Rows of shape {array.shape} at row {row_off} do not fit a"
+                f" {self.count} × {self.height} × {self.width} raster."
+            )
+        self._ds.write(array, window=Window(0, row_off, width, rows))
+
+    def finish(self, path: str | os.PathLike[str]) -> Path:
+        """Build overviews and write the COG to ``path``; the staging file is removed.
+
+        Args:
+            path: Output file.
+
+        Returns:
+            The written path.
+        """
+        self._ds.close()
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        factors = []
+        f = 2
+        while max(self.width, self.height) / f >= self._blocksize / 2 and f <= 64:
+            factors.append(f)
+            f *= 2
+        with rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_NUM_THREADS=self._threads):
+            if factors:
+                with rasterio.open(self._staging, "r+") as ds:
+                    ds.build_overviews(factors, self._resampling)
+            rio_copy(
+                self._staging,
+                out,
+                driver="GTiff",
+                copy_src_overviews=True,
+                tiled=True,
+                blockxsize=self._blocksize,
+                blockysize=self._blocksize,
+                compress="DEFLATE",
+                predictor=self._predictor,
+                photometric="MINISBLACK",
+                interleave=self._interleave,
+                BIGTIFF="IF_SAFER",
+                NUM_THREADS=self._threads,
+            )
+        self.close()
+        return out
+
+    def close(self) -> None:
+        """Discard the staging file (after :meth:`finish`, or to abandon the output)."""
+        if not self._ds.closed:
+            self._ds.close()
+        for leftover in self._dir.glob("*"):
+            leftover.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self._dir.rmdir()
