@@ -8,21 +8,30 @@ imports click, typer or any heavy library: the CLI turns these into exit codes a
 from __future__ import annotations
 
 __all__ = [
+    "AggregationError",
+    "AggregationWarning",
     "AnnotationImportError",
+    "AssignmentError",
+    "BandError",
     "CRSMismatchError",
     "ColumnError",
+    "EncodingError",
     "GeolabelDeprecationWarning",
     "GeolabelError",
     "GeometryError",
     "InputFileError",
     "LabelError",
     "LayerError",
+    "MosaicError",
     "NoDataWarning",
     "NotFittedError",
+    "NoticeTooLongError",
+    "PipelineError",
     "ProjectExistsError",
     "ProjectNotFoundError",
     "RasterReadError",
     "ReprojectionWarning",
+    "SpanError",
     "StoreError",
     "TaxonomyError",
     "TilingError",
@@ -90,16 +99,52 @@ class AnnotationImportError(StoreError, ValueError):
     """An annotation import failed; it was rolled back and nothing was stored."""
 
 
+class EncodingError(InputFileError):
+    """A text file is not UTF-8 (the message names the file, the byte and a likely encoding)."""
+
+
+class SpanError(GeolabelError, ValueError):
+    """An entity span does not fit its text (offsets out of range, text mismatch, bad label)."""
+
+
+class NoticeTooLongError(GeolabelError, ValueError):
+    """A notice is longer than the limit the notice pipeline accepts."""
+
+
+class PipelineError(GeolabelError, RuntimeError):
+    """A spaCy pipeline for notices is missing, damaged, or cannot be trained as asked."""
+
+
 class TilingError(GeolabelError, ValueError):
     """A tile grid cannot be built with the parameters given."""
+
+
+class BandError(GeolabelError, ValueError):
+    """A band selection or band statistics do not fit the scene they are used with."""
+
+
+class MosaicError(GeolabelError, ValueError):
+    """Tile predictions cannot be put back on the scene grid (wrong shape, unknown tile...)."""
 
 
 class NotFittedError(GeolabelError, AttributeError):
     """Fitted state was read before ``fit`` was called."""
 
 
+class AggregationError(GeolabelError, ValueError):
+    """Annotations cannot be aggregated or scored as given (empty, one annotator, no gold...)."""
+
+
+class AssignmentError(GeolabelError, ValueError):
+    """Tasks cannot be assigned as asked (too few annotators for the redundancy, no gold...)."""
+
+
 class NoDataWarning(UserWarning):
     """A read or tile is mostly or entirely nodata."""
+
+
+class AggregationWarning(UserWarning):
+    """Annotations were cleaned before aggregation (duplicate votes dropped, labels mapped...)."""
 
 
 class ReprojectionWarning(UserWarning):

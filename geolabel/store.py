@@ -16,7 +16,8 @@ table (``item_id``, ``annotation_id``…) is a ``UNIQUE NOT NULL`` column next t
 table                     columns (besides ``fid``)
 ========================  =====================================================================
 ``meta``                  key (unique), value: schema_version, name, crs, created_at,
-                          geolabel_version
+                          geolabel_version; settings added with ``set_meta`` (``tiling``,
+                          ``band_stats``: JSON)
 ``items``                 item_id (unique), kind (parcel|poi|tile|notice), ref, created_at
 ``annotators``            annotator_id (unique), kind, created_at, attrs (JSON object)
 ``rounds``                round_id (the integer primary key), started_at, finished_at, status
@@ -29,6 +30,11 @@ table                     columns (besides ``fid``)
                           seconds, source, import_id
 ``notices``               notice_id (unique), text, attrs (JSON object: the notice's other
                           fields), created_at
+``notice_links``          notice_id, item_id (a parcel), method, confidence, entity_start,
+                          entity_end, entity_label, entity_text, kind, date_start, date_end,
+                          model_version, created_at; unique (notice_id, item_id, entity_start,
+                          entity_end, model_version). Created on first use by
+                          ``add_notice_links`` (geolabel.text); append-only
 ``taxonomy_versions``     name, version, sha256, yaml, created_at; unique (name, version)
 ``predictions``           item_id, model_version, label, confidence, probas (JSON object),
                           taxonomy_name, taxonomy_version, created_at; unique (item_id,
@@ -157,6 +163,8 @@ _BUSY_TIMEOUT_MS = 30_000
 _GPKG_APPLICATION_ID = 0x47504B47  # "GPKG"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+_CORE_META_KEYS = ("schema_version", "name", "crs", "created_at", "geolabel_version")
 _RESERVED_PREFIXES = ("gpkg_", "rtree_", "sqlite_")
 _MAX_SQL_VARS = 500
 _PREVIEW = 5
@@ -1063,6 +1071,35 @@ class Project:
         """A copy of the ``meta`` table (schema_version, name, crs, created_at, ...)."""
         return dict(self._meta)
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Store one key/value pair in the ``meta`` table, replacing the key's old value.
+
+        For settings derived from the project's inputs that later steps read back (the tile
+        grid and band statistics of ``geolabel tile`` are JSON values here). The keys the
+        project is defined by (``schema_version``, ``name``, ``crs``, ``created_at``,
+        ``geolabel_version``) cannot be changed.
+
+        Args:
+            key: Key (letters, digits, ``_``, ``.``, ``-``).
+            value: Value, as text (serialise structured values as JSON).
+
+        Raises:
+            StoreError: The key is malformed or one of the project's defining keys.
+        """
+        if key in _CORE_META_KEYS or not _META_KEY.match(key):
+            raise StoreError(
+                f"Meta key {key!r} cannot be set: use letters, digits, '_', '.' or '-', and not "
+                f"one of the project's defining keys ({', '.join(_CORE_META_KEYS)})."
+            )
+        with self._write() as con:
+            con.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, str(value)),
+            )
+            _touch(con, "meta")
+        self._meta[key] = str(value)
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
@@ -1635,6 +1672,154 @@ class Project:
         )
 
     # ---------------------------------------------------------------- annotations
+
+    # ---------------------------------------------------------------- notice links
+
+    _NOTICE_LINK_COLUMNS = (
+        "notice_id",
+        "item",
+        "method",
+        "confidence",
+        "start",
+        "end",
+        "label",
+        "text",
+        "kind",
+        "date_start",
+        "date_end",
+    )
+
+    def add_notice_links(self, df: pd.DataFrame, *, model_version: str) -> int:
+        """Store links from notice entities to parcels (``geolabel.text``); append-only.
+
+        The ``notice_links`` table is created on first use (projects made before it existed
+        get it then), registered as a GeoPackage attributes table, and guarded by the same
+        append-only triggers as annotations. Storing the same links again adds nothing.
+
+        Args:
+            df: Columns ``notice_id``, ``item`` (a parcel item), ``method``, ``confidence``
+                (in [0, 1]), ``start``, ``end``, ``label``, ``text`` (the entity), and
+                optionally ``kind``, ``date_start``, ``date_end`` (the notice's, ISO dates)
+                -- :func:`geolabel.text.extract.links_frame` gives exactly these.
+            model_version: The pipeline that found the entities.
+
+        Returns:
+            Number of links added.
+
+        Raises:
+            ColumnError: A column is missing or a value is blank or out of range.
+            StoreError: An item is not a stored item.
+        """
+        what = "add_notice_links"
+        required = ("notice_id", "item", "method", "confidence", "start", "end", "label", "text")
+        _require_columns(df, required, ("kind", "date_start", "date_end"), what)
+        if not model_version.strip():
+            raise ColumnError(f"{what}: model_version must not be blank.")
+        rows = []
+        for record in df.to_dict(orient="records"):
+            if any(_is_missing(record.get(c)) for c in required):
+                raise ColumnError(
+                    f"{what}: blank value in a link of notice {record.get('notice_id')!r}."
+                )
+            try:
+                confidence = _confidence(record["confidence"])
+                start, end = int(record["start"]), int(record["end"])
+            except (TypeError, ValueError) as exc:
+                raise ColumnError(f"{what}: notice {record['notice_id']!r}: {exc}.") from exc
+            optional = [
+                None if _is_missing(record.get(c)) else _text(record.get(c))
+                for c in ("kind", "date_start", "date_end")
+            ]
+            rows.append(
+                (
+                    _text(record["notice_id"]),
+                    _text(record["item"]),
+                    _text(record["method"]),
+                    confidence,
+                    start,
+                    end,
+                    _text(record["label"]),
+                    str(record["text"]),
+                    *optional,
+                )
+            )
+        now = _utc_now()
+        with self._write() as con:
+            self._ensure_notice_links(con)
+            self._require_items(con, (str(r[1]) for r in rows), what)
+            cursor = con.executemany(
+                "INSERT OR IGNORE INTO notice_links (notice_id, item_id, method, confidence, "
+                "entity_start, entity_end, entity_label, entity_text, kind, date_start, date_end, "
+                "model_version, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*r, model_version, now) for r in rows],
+            )
+            added = max(cursor.rowcount, 0)
+            if added:
+                _touch(con, "notice_links")
+        return added
+
+    def notice_links(self, model_version: str | None = None) -> pd.DataFrame:
+        """Return stored notice-to-parcel links.
+
+        Args:
+            model_version: Only links found by this pipeline version.
+
+        Returns:
+            Columns ``notice_id``, ``item``, ``method``, ``confidence``, ``start``, ``end``,
+            ``label``, ``text``, ``kind``, ``date_start``, ``date_end``, ``model_version``,
+            ``created_at`` (empty when no link was ever stored).
+        """
+        columns = (*self._NOTICE_LINK_COLUMNS, "model_version", "created_at")
+        with self._read() as con:
+            exists = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notice_links'"
+            ).fetchone()
+        if exists is None:
+            return pd.DataFrame(columns=list(columns))
+        return self._frame(
+            "SELECT notice_id, item_id, method, confidence, entity_start, entity_end, "
+            "entity_label, entity_text, kind, date_start, date_end, model_version, created_at "
+            "FROM notice_links WHERE ?1 IS NULL OR model_version = ?1 ORDER BY fid",
+            (model_version,),
+            columns=columns,
+            dtypes={"confidence": "float64"},
+        )
+
+    @staticmethod
+    def _ensure_notice_links(con: sqlite3.Connection) -> None:
+        """Create the ``notice_links`` table, its triggers and its registration if missing."""
+        if con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'notice_links'"
+        ).fetchone():
+            return
+        con.execute(
+            """CREATE TABLE notice_links (
+                fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+                notice_id TEXT NOT NULL,
+                item_id TEXT NOT NULL REFERENCES items (item_id),
+                method TEXT NOT NULL,
+                confidence REAL CHECK (confidence IS NULL OR (confidence >= 0 AND confidence <= 1)),
+                entity_start INTEGER NOT NULL,
+                entity_end INTEGER NOT NULL,
+                entity_label TEXT NOT NULL,
+                entity_text TEXT NOT NULL,
+                kind TEXT,
+                date_start TEXT,
+                date_end TEXT,
+                model_version TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                UNIQUE (notice_id, item_id, entity_start, entity_end, model_version)
+            )"""
+        )
+        con.execute("CREATE INDEX notice_links_item ON notice_links (item_id)")
+        for sql in _append_only_triggers("notice_links"):
+            con.execute(sql)
+        con.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+            "last_change, srs_id) VALUES ('notice_links', 'attributes', 'notice_links', "
+            "'geolabel links from notice entities to parcels (append-only)', "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 0)"
+        )
 
     def import_annotations_csv(
         self,

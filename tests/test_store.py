@@ -195,6 +195,21 @@ class TestProjectCreateOpen:
             project.annotations()
 
 
+class TestSetMeta:
+    def test_set_replace_and_reopen(self, project):
+        project.set_meta("tiling", json.dumps({"size": 256}))
+        project.set_meta("tiling", json.dumps({"size": 128}))
+        assert json.loads(project.meta["tiling"]) == {"size": 128}
+        assert count_rows(project.path, "meta") == 6
+        assert json.loads(Project.open(project.path).meta["tiling"]) == {"size": 128}
+
+    @pytest.mark.parametrize("key", ["crs", "schema_version", "bad key", ""])
+    def test_refuses_defining_and_malformed_keys(self, project, key):
+        with pytest.raises(StoreError, match="cannot be set"):
+            project.set_meta(key, "x")
+        assert Project.open(project.path).crs == CRS
+
+
 class TestWriteLayer:
     def test_crs_mismatch_names_both_crs(self, project: Project) -> None:
         wgs84 = parcels_frame().to_crs("EPSG:4326")
