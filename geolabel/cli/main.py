@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from geolabel import __version__
-from geolabel.cli import imports, info, init, notices, sample, taxonomy, tile
+from geolabel.cli import (
+    aggregate,
+    annotators,
+    imports,
+    info,
+    init,
+    notices,
+    sample,
+    taxonomy,
+    tile,
+)
 from geolabel.cli.options import set_verbosity
 
 __all__ = ["app", "main"]
@@ -43,6 +53,8 @@ app.command("sample")(sample.sample)
 app.command("init")(init.init)
 app.command("info")(info.info)
 app.command("import")(imports.import_annotations)
+app.command("aggregate")(aggregate.aggregate)
+app.command("annotators")(annotators.annotators)
 app.command("tile")(tile.tile)
 app.add_typer(taxonomy.app, name="taxonomy")
 app.add_typer(notices.app, name="notices")
