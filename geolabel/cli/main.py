@@ -14,9 +14,11 @@ from geolabel.cli import (
     info,
     init,
     notices,
+    prelabel,
     sample,
     taxonomy,
     tile,
+    train,
 )
 from geolabel.cli.options import set_verbosity
 
@@ -56,6 +58,8 @@ app.command("import")(imports.import_annotations)
 app.command("aggregate")(aggregate.aggregate)
 app.command("annotators")(annotators.annotators)
 app.command("tile")(tile.tile)
+app.command("train")(train.train)
+app.command("prelabel")(prelabel.prelabel)
 app.add_typer(taxonomy.app, name="taxonomy")
 app.add_typer(notices.app, name="notices")
 

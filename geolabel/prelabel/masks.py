@@ -17,10 +17,36 @@ from rasterio.features import rasterize
 
 from geolabel.errors import LabelError
 
-__all__ = ["IGNORE_INDEX", "burn_labels"]
+__all__ = ["IGNORE_INDEX", "burn_labels", "burn_parcel_ids"]
 
 #: Mask value skipped by the loss and the metrics.
 IGNORE_INDEX = 255
+
+
+def burn_parcel_ids(
+    parcels: gpd.GeoDataFrame, *, transform: Affine, shape: tuple[int, int]
+) -> np.ndarray:
+    """Rasterise parcel ordinals: pixel value ``k + 1`` for the ``k``-th parcel, 0 outside all.
+
+    A pixel belongs to a parcel when its centre is inside it (later parcels win overlaps).
+
+    Args:
+        parcels: Parcel polygons, in the grid's CRS.
+        transform: Affine transform of the grid.
+        shape: (rows, cols) of the grid.
+
+    Returns:
+        ``int32`` raster of parcel ordinals.
+    """
+    if len(parcels) == 0:
+        return np.zeros(shape, dtype=np.int32)
+    return rasterize(
+        ((g, k + 1) for k, g in enumerate(parcels.geometry.values)),
+        out_shape=shape,
+        transform=transform,
+        fill=0,
+        dtype="int32",
+    )
 
 
 def burn_labels(
@@ -32,6 +58,7 @@ def burn_labels(
     shape: tuple[int, int],
     outside_class: str | None = "road",
     erode_px: int = 1,
+    parcel_ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """Rasterise parcel labels into a class-index mask on a scene grid.
 
@@ -43,6 +70,8 @@ def burn_labels(
         shape: (rows, cols) of the grid.
         outside_class: Class of pixels outside every parcel (``None``: ignore them).
         erode_px: Pixels trimmed from the edge of every labeled parcel (set to ignore).
+        parcel_ids: The parcels' ordinals on the grid (:func:`burn_parcel_ids`), if already
+            rasterised.
 
     Returns:
         ``uint8`` mask of class indices, ``IGNORE_INDEX`` where unknown.
@@ -61,12 +90,10 @@ def burn_labels(
         raise LabelError(f"outside_class {outside_class!r} is not one of {', '.join(classes)}.")
     ids = parcels["parcel_id"].astype(str).to_numpy()
     # One rasterisation of parcel ordinals; labels are looked up per ordinal.
-    ordinal = rasterize(
-        ((g, k + 1) for k, g in enumerate(parcels.geometry.values)),
-        out_shape=shape,
-        transform=transform,
-        fill=0,
-        dtype="int32",
+    ordinal = (
+        burn_parcel_ids(parcels, transform=transform, shape=shape)
+        if parcel_ids is None
+        else parcel_ids
     )
     lut = np.full(len(ids) + 1, IGNORE_INDEX, dtype=np.uint8)
     lut[0] = IGNORE_INDEX if outside_class is None else index[outside_class]

@@ -9,12 +9,14 @@ differs from the project's, with a message that says to retrain.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+import pickle
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -27,11 +29,15 @@ from geolabel import __version__
 from geolabel.errors import GeolabelError, InputFileError
 
 __all__ = [
+    "CARD_FILE",
+    "WEIGHTS_FILE",
     "Architecture",
     "ModelCard",
     "ModelConfig",
     "ModelMismatchError",
     "build_model",
+    "check_model_config",
+    "fold_batchnorm",
     "hash_ids",
     "load_checkpoint",
     "save_checkpoint",
@@ -61,7 +67,7 @@ class ModelConfig:
 
     arch: Architecture = "unet"
     encoder: str = "resnet18"
-    encoder_depth: int = 5
+    encoder_depth: int = 4
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16)
     weights: str | None = None
 
@@ -93,7 +99,11 @@ class ModelCard:
     n_training_items: int
     val_metrics: dict[str, Any] = field(default_factory=dict)
     temperature: float = 1.0
+    input_scale: int = 1
     seed: int = 0
+    train_config: dict[str, Any] = field(default_factory=dict)
+    dtype: str = ""
+    label_source: str = ""
     created_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -145,6 +155,30 @@ def hash_ids(ids: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def check_model_config(config: ModelConfig) -> None:
+    """Refuse an unknown encoder before any pixel is read.
+
+    Raises:
+        GeolabelError: The encoder is not one segmentation-models-pytorch knows (the message
+            lists the light ones and where to find the rest).
+    """
+    import segmentation_models_pytorch as smp
+
+    name = config.encoder
+    if name.startswith("tu-"):
+        import timm
+
+        if name[3:] in timm.list_models():
+            return
+    elif name in smp.encoders.get_encoder_names():
+        return
+    raise GeolabelError(
+        f"Unknown encoder {name!r}. Light ones that run well on a CPU: resnet18, mobilenet_v2,"
+        " efficientnet-b0, tu-mobilenetv3_small_100; all names:"
+        " segmentation_models_pytorch.encoders.get_encoder_names(), or tu-<timm model>."
+    )
+
+
 def build_model(config: ModelConfig, in_channels: int, n_classes: int) -> nn.Module:
     """Build a segmentation model from scratch (or from a local weights file).
 
@@ -176,12 +210,13 @@ def build_model(config: ModelConfig, in_channels: int, n_classes: int) -> nn.Mod
         "fpn": smp.FPN,
         "deeplabv3plus": smp.DeepLabV3Plus,
     }
+    check_model_config(config)
     try:
         model: nn.Module = makers[config.arch](**kwargs)
-    except KeyError as exc:
+    except (KeyError, RuntimeError, ValueError) as exc:
         raise GeolabelError(
-            f"Unknown encoder {config.encoder!r}. Try resnet18, resnet34, mobilenet_v2 or"
-            " efficientnet-b0 (see segmentation_models_pytorch.encoders.get_encoder_names())."
+            f"Cannot build a {config.arch} with encoder {config.encoder!r} (depth"
+            f" {config.encoder_depth}, {in_channels} bands, {n_classes} classes): {exc}"
         ) from exc
     if config.weights:
         path = Path(config.weights)
@@ -196,6 +231,45 @@ def build_model(config: ModelConfig, in_channels: int, n_classes: int) -> nn.Mod
                 f" {in_channels} bands and {n_classes} classes: {exc}"
             ) from exc
     return model
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of an eval-mode model with every batch norm folded into the convolution before it.
+
+    In eval mode a batch norm is an affine map per channel, so ``bn(conv(x))`` is one
+    convolution with rescaled weights and a shifted bias: the same outputs (to float rounding)
+    for one pass over the activations less. Each top-level part is traced with ``torch.fx``,
+    which finds conv → batch-norm pairs anywhere in its graph; a part that cannot be traced
+    (smp's Unet decoder) has the pairs folded inside its ``nn.Sequential`` blocks, whose order
+    is their forward pass.
+
+    Args:
+        model: The model (left unchanged).
+
+    Returns:
+        The folded copy, in eval mode.
+    """
+    from torch.fx.experimental.optimization import fuse
+    from torch.fx.proxy import TraceError
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fold_sequentials(module: nn.Module) -> None:
+        for child in module.children():
+            if isinstance(child, nn.Sequential):
+                for i in range(len(child) - 1):
+                    conv, bn = child[i], child[i + 1]
+                    if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                        child[i] = fuse_conv_bn_eval(conv, bn)
+                        child[i + 1] = nn.Identity()
+            fold_sequentials(child)
+
+    out = copy.deepcopy(model).eval()
+    for name, child in list(out.named_children()):
+        try:
+            setattr(out, name, fuse(child))
+        except (TraceError, TypeError, RuntimeError, NotImplementedError, AttributeError):
+            fold_sequentials(child)
+    return out
 
 
 def _model_version(model: nn.Module) -> str:
@@ -236,9 +310,15 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[nn.Module, Model
     """Load a checkpoint directory written by :func:`save_checkpoint`.
 
     Raises:
-        InputFileError: The directory or one of its files is missing or unreadable.
+        InputFileError: The directory or one of its files is missing, unreadable or corrupt.
+        ModelMismatchError: The weights do not fit the architecture the card describes.
     """
     d = Path(directory)
+    if not d.is_dir():
+        raise InputFileError(
+            f"Model directory {d} does not exist. Give the directory that `geolabel train`"
+            " wrote (<project>_models/<model_version>)."
+        )
     card_path, weights_path = d / CARD_FILE, d / WEIGHTS_FILE
     for p in (card_path, weights_path):
         if not p.exists():
@@ -248,11 +328,34 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[nn.Module, Model
             )
     try:
         raw = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputFileError(f"{card_path} is not valid JSON ({exc.msg}).") from exc
-    known = {f.name for f in fields(ModelCard)}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(
+            f"{card_path} is not a readable model card ({exc}); retrain with `geolabel train`."
+        ) from exc
+    known = {f.name: f for f in fields(ModelCard)}
+    required = [
+        n for n, f in known.items() if f.default is MISSING and f.default_factory is MISSING
+    ]
+    absent = [n for n in required if n not in raw] if isinstance(raw, dict) else required
+    if absent:
+        raise InputFileError(
+            f"{card_path} lacks {', '.join(absent)}; it was not written by `geolabel train`"
+            " or is damaged. Retrain the model."
+        )
     card = ModelCard(**{k: _tupled(k, v) for k, v in raw.items() if k in known})
     model = build_model(card.model_config, len(card.bands), len(card.classes))
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise InputFileError(
+            f"{weights_path} cannot be read ({exc}); the file is damaged. Retrain the model."
+        ) from exc
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise ModelMismatchError(
+            f"The weights in {weights_path} do not fit the {card.model_config.arch}/"
+            f"{card.model_config.encoder} the card describes; retrain the model."
+        ) from exc
     model.eval()
     return model, card

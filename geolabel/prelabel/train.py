@@ -1,24 +1,28 @@
 """Train a segmentation model on labeled parcels, with a spatial split and early stopping on mIoU.
 
 The split is spatial, never by random pixels: the scene is cut into square blocks
-(``block_px``), and whole blocks go to validation (about ``val_fraction`` of the labeled pixels,
-drawn with the seed), so neighbouring pixels of one parcel never sit on both sides. Training
-crops are centred on labeled training pixels, drawn so that every class is seen about equally
-often (rare classes are oversampled), flipped and rotated by multiples of 90°; the loss is
-cross-entropy with class weights ``1 / sqrt(frequency)`` and ``ignore_index`` for unlabeled
-pixels. After each epoch the model is scored on the validation blocks (per-class IoU, mIoU, pixel
-accuracy); training stops when mIoU has not improved for ``patience`` epochs and the best epoch's
-weights are kept.
+(``block_px``); each labeled parcel belongs to the block that holds its centroid, and whole
+blocks go to validation (about ``val_fraction`` of the labeled pixels, drawn with the seed), so
+a parcel never sits on both sides, and no class gives up more than ``max_val_share`` of its
+pixels (a class labeled on one parcel stays in training). Training crops are centred on labeled
+parcels, classes drawn with square-root-tempered weights of their parcel counts (see
+:class:`_CropSampler`: rare classes are oversampled, but a class of two parcels is not seen as
+often as one of twenty), flipped and rotated by multiples of 90°; the loss is cross-entropy
+with class weights ``frequency ** -0.5`` over the pixels of the crops as drawn, and
+``ignore_index`` for unlabeled pixels. AdamW with a one-cycle learning rate. After each epoch the
+model is scored on the validation blocks (per-class IoU, mIoU, pixel accuracy); after
+``min_epochs``, training stops when mIoU has not improved for ``patience`` epochs, and the best
+epoch's weights are kept.
 
-Threads: torch runs on ``num_threads`` (default: every core, i.e. 2 here) for the model, while
-crops are cut in the same thread from an in-memory array (cheap slicing), so data loading never
-competes with the model for cores.
+Threads: crops are cut in the training thread from an in-memory array (cheap slicing), so data
+loading never competes with the model for cores; torch's thread count is picked per epoch by
+timing steps (:class:`~geolabel.prelabel.threads.ThreadTuner`, rounds of one epoch).
 """
 
 from __future__ import annotations
 
 import copy
-import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +34,9 @@ from geolabel.errors import GeolabelError
 from geolabel.prelabel.masks import IGNORE_INDEX
 from geolabel.prelabel.metrics import SegmentationScores, confusion_matrix, segmentation_scores
 from geolabel.prelabel.model import ModelConfig, build_model
+from geolabel.prelabel.threads import ThreadTuner
+from geolabel.raster.mosaic import blend_window
+from geolabel.raster.tiling import tile_offsets
 
 __all__ = [
     "TrainConfig",
@@ -49,31 +56,68 @@ class TrainConfig:
 
     Attributes:
         model: Architecture.
-        tile_size: Side of training crops in pixels (a multiple of 32).
+        tile_size: Side of training crops in pixels of the image trained on (a multiple of
+            ``2 ** model.encoder_depth``). :func:`geolabel.prelabel.pipeline.train_project`
+            takes it in scene pixels and divides it by the input scale: 256 scene px are
+            64 px, 128 m, at the sample's 2 m.
         batch_size: Crops per step.
         steps_per_epoch: Optimiser steps per epoch.
         max_epochs: Upper bound on epochs.
+        min_epochs: Epochs always run before early stopping may stop (the one-cycle learning
+            rate is still high early on, and validation scores jump around).
         patience: Epochs without validation mIoU improvement before stopping.
-        lr: AdamW learning rate (cosine-annealed over ``max_epochs``).
+        lr: Peak AdamW learning rate of the one-cycle schedule over ``max_epochs``.
         weight_decay: AdamW weight decay.
+        class_balance: How evenly crops are spread over classes (0: as labeled parcels come,
+            1: every class equally; see :class:`_CropSampler`).
+        loss_balance: Class weights of the loss, ``frequency ** -loss_balance`` where
+            ``frequency`` is each class's share of the labeled pixels of the crops as drawn
+            (0: no weights).
         val_fraction: Share of labeled pixels held out, by whole blocks.
+        max_val_share: Largest share of one class's pixels held out.
         block_px: Side of the spatial blocks of the split.
         seed: Seed of every random draw (crops, split, initial weights).
-        num_threads: Torch threads; ``None`` uses every core.
+        num_threads: Torch threads; ``None`` picks them per epoch (see
+            :mod:`geolabel.prelabel.threads`).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     tile_size: int = 256
-    batch_size: int = 8
-    steps_per_epoch: int = 12
+    batch_size: int = 16
+    steps_per_epoch: int = 20
     max_epochs: int = 12
+    min_epochs: int = 6
     patience: int = 4
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    class_balance: float = 0.5
+    loss_balance: float = 0.5
     val_fraction: float = 0.2
+    max_val_share: float = 0.5
     block_px: int = 256
     seed: int = 0
     num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        step = 2**self.model.encoder_depth
+        if self.tile_size < step or self.tile_size % step:
+            problems.append(
+                f"tile_size must be a multiple of 2^encoder_depth ({step}), got {self.tile_size}"
+            )
+        for name in ("batch_size", "steps_per_epoch", "max_epochs", "patience", "block_px"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.class_balance <= 1.0:
+            problems.append(f"class_balance must be in [0, 1], got {self.class_balance}")
+        if not 0.0 < self.val_fraction < 1.0:
+            problems.append(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.lr <= 0:
+            problems.append(f"lr must be positive, got {self.lr}")
+        if self.num_threads is not None and self.num_threads < 1:
+            problems.append(f"num_threads must be at least 1, got {self.num_threads}")
+        if problems:
+            raise GeolabelError("Bad training settings: " + "; ".join(problems) + ".")
 
 
 @dataclass
@@ -118,58 +162,136 @@ def downsample_mask(mask: np.ndarray, factor: int) -> np.ndarray:
 
 
 def spatial_split(
-    mask: np.ndarray, *, block_px: int, val_fraction: float, seed: int
+    mask: np.ndarray,
+    *,
+    block_px: int,
+    val_fraction: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+    max_val_share: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split a label mask into training and validation masks by whole square blocks.
 
-    Blocks are shuffled with the seed and taken into validation until they hold
-    ``val_fraction`` of the labeled pixels; a block whose classes are all already plentiful in
-    training is preferred, so validation sees several classes.
+    The grid is cut into ``block_px`` squares. With ``groups`` (parcel ordinals, 0 = none),
+    every pixel of a group goes with the block that holds the group's labeled centroid, so a
+    parcel never sits on both sides. Blocks are visited in an order shuffled with the seed and
+    moved to validation until they hold ``val_fraction`` of the labeled pixels, skipping any
+    block that would put more than ``max_val_share`` of a class's pixels in validation: every
+    class keeps most of its examples for training (a class labeled on one parcel only is never
+    held out).
+
+    Args:
+        mask: Class indices, ``IGNORE_INDEX`` where unknown.
+        block_px: Side of the blocks.
+        val_fraction: Share of labeled pixels to hold out.
+        seed: Seed of the block order.
+        groups: Optional ``int`` raster of pixel groups that must stay together.
+        max_val_share: Largest share of a class's pixels that may go to validation.
 
     Returns:
         (train_mask, val_mask): copies of ``mask`` with the other side set to ``IGNORE_INDEX``.
+
+    Raises:
+        GeolabelError: No block can be held out.
     """
     cols = mask.shape[1]
+    n_bx = (cols + block_px - 1) // block_px
     by, bx = np.indices(mask.shape)
-    block = (by // block_px) * ((cols + block_px - 1) // block_px) + bx // block_px
+    unit = (by // block_px) * n_bx + bx // block_px
     labeled = mask != IGNORE_INDEX
-    counts = np.bincount(block[labeled], minlength=block.max() + 1)
+    if groups is not None:
+        g = groups.ravel()
+        sel = labeled.ravel() & (g > 0)
+        n_g = int(g.max()) + 1 if g.size else 1
+        cnt = np.bincount(g[sel], minlength=n_g).astype(np.float64)
+        r_mean = np.bincount(g[sel], weights=by.ravel()[sel], minlength=n_g) / np.maximum(cnt, 1)
+        c_mean = np.bincount(g[sel], weights=bx.ravel()[sel], minlength=n_g) / np.maximum(cnt, 1)
+        home = (r_mean.astype(np.int64) // block_px) * n_bx + c_mean.astype(np.int64) // block_px
+        inside = groups > 0
+        unit = unit.copy()
+        unit[inside] = home[groups[inside]]
+    n_units = int(unit.max()) + 1
+    n_classes = int(mask[labeled].max()) + 1 if labeled.any() else 1
+    counts = np.bincount(
+        unit[labeled] * n_classes + mask[labeled].astype(np.int64),
+        minlength=n_units * n_classes,
+    ).reshape(n_units, n_classes)
+    total = counts.sum(0)
+    cap = max_val_share * total
     rng = np.random.default_rng([seed, 11])
-    order = rng.permutation(np.flatnonzero(counts))
+    order = rng.permutation(np.flatnonzero(counts.sum(1)))
     target = val_fraction * labeled.sum()
-    val_blocks: list[int] = []
-    taken = 0
-    for b in order:
-        if taken >= target:
+    val_units: list[int] = []
+    in_val = np.zeros(n_classes, dtype=np.int64)
+    for u in order:
+        if in_val.sum() >= target:
             break
-        val_blocks.append(int(b))
-        taken += counts[b]
-    if len(val_blocks) == len(order):
+        after = in_val + counts[u]
+        if (after > cap).any():
+            continue
+        val_units.append(int(u))
+        in_val = after
+    if not val_units:
         raise GeolabelError(
             "Too few labeled blocks for a spatial split: label parcels in more places, or lower"
             " block_px."
         )
-    in_val = np.isin(block, val_blocks)
+    held = np.isin(unit, val_units)
     train = mask.copy()
     val = mask.copy()
-    train[in_val] = IGNORE_INDEX
-    val[~in_val] = IGNORE_INDEX
+    train[held] = IGNORE_INDEX
+    val[~held] = IGNORE_INDEX
     return train, val
 
 
 class _CropSampler:
-    """Draws training crops centred on labeled pixels, classes balanced."""
+    """Draws training crops centred on labeled examples, classes drawn with tempered weights.
+
+    An example is a labeled parcel when parcel ids (``groups``) are given, else all labeled
+    pixels of one class. Class ``c`` is drawn with probability proportional to
+    ``n_c ** (1 - balance)``, where ``n_c`` counts its examples (parcels, not pixels: one big
+    school is one example, not the worth of ten houses): ``balance`` 0 follows the examples,
+    1 draws every class equally often, 0.5 (square root) sits between, so a class labeled on
+    two parcels is seen often enough to be learned but not so often that everything looks
+    like it. Then an example of the class, then a pixel of it, is drawn uniformly; the crop is
+    centred near that pixel (jittered by up to a quarter crop), flipped and rotated by a
+    multiple of 90°. Pixels outside every parcel (roads) are never centres but appear in most
+    crops as context.
+    """
 
     def __init__(
-        self, image: np.ndarray, mask: np.ndarray, tile: int, n_classes: int, seed: int
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        tile: int,
+        n_classes: int,
+        seed: int,
+        balance: float = 0.5,
+        groups: np.ndarray | None = None,
     ) -> None:
         self.image, self.mask, self.tile = image, mask, tile
         self.rng = np.random.default_rng([seed, 5])
         flat = mask.ravel()
-        self.by_class = [np.flatnonzero(flat == c) for c in range(n_classes)]
-        self.present = [c for c in range(n_classes) if len(self.by_class[c])]
-        if not self.present:
+        labeled = flat != IGNORE_INDEX
+        if groups is not None and (labeled & (groups.ravel() > 0)).any():
+            unit = np.where(labeled & (groups.ravel() > 0), groups.ravel(), 0)
+        else:
+            unit = np.where(labeled, flat.astype(np.int64) + 1, 0)
+        pix = np.flatnonzero(unit)
+        if not len(pix):
             raise GeolabelError("No labeled training pixels: label some parcels first.")
+        order = np.argsort(unit[pix], kind="stable")
+        self.pixels = pix[order]
+        ids, self.starts, self.sizes = np.unique(
+            unit[self.pixels], return_index=True, return_counts=True
+        )
+        # The class of an example is that of its first pixel (a parcel has one label).
+        unit_class = flat[self.pixels[self.starts]].astype(np.int64)
+        self.units_of = [np.flatnonzero(unit_class == c) for c in range(n_classes)]
+        counts = np.array([len(u) for u in self.units_of], dtype=np.float64)
+        weights = np.where(counts > 0, counts ** (1.0 - balance), 0.0)
+        self.p = weights / weights.sum()
+        self.n_units = len(ids)
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         _, rows, cols = self.image.shape
@@ -177,8 +299,9 @@ class _CropSampler:
         xs = np.empty((size, self.image.shape[0], t, t), dtype=np.float32)
         ys = np.empty((size, t, t), dtype=np.int64)
         for k in range(size):
-            c = self.present[int(self.rng.integers(len(self.present)))]
-            pix = self.by_class[c][int(self.rng.integers(len(self.by_class[c])))]
+            c = int(self.rng.choice(len(self.p), p=self.p))
+            u = int(self.units_of[c][int(self.rng.integers(len(self.units_of[c])))])
+            pix = self.pixels[self.starts[u] + int(self.rng.integers(self.sizes[u]))]
             r, q = divmod(int(pix), cols)
             r0 = int(np.clip(r - t // 2 + self.rng.integers(-t // 4, t // 4 + 1), 0, rows - t))
             c0 = int(np.clip(q - t // 2 + self.rng.integers(-t // 4, t // 4 + 1), 0, cols - t))
@@ -186,20 +309,33 @@ class _CropSampler:
             y = self.mask[r0 : r0 + t, c0 : c0 + t]
             if self.rng.random() < 0.5:
                 x, y = x[:, :, ::-1], y[:, ::-1]
-            if self.rng.random() < 0.5:
-                x, y = x[:, ::-1, :], y[::-1, :]
             turns = int(self.rng.integers(4))
             x, y = np.rot90(x, turns, axes=(1, 2)), np.rot90(y, turns)
             xs[k] = x
             ys[k] = y
         return xs, ys
 
+    def class_frequencies(self, n_classes: int, n_crops: int = 128) -> np.ndarray:
+        """Share of each class among the labeled pixels of ``n_crops`` crops drawn aside.
 
-def _class_weights(mask: np.ndarray, n_classes: int) -> torch.Tensor:
-    counts = np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=n_classes).astype(np.float64)
-    freq = counts / max(counts.sum(), 1.0)
-    w = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(freq, 1e-6)), 0.0)
-    w = w / w[counts > 0].mean()
+        Drawn with a generator of its own, so training draws the same crops either way.
+        """
+        saved = self.rng
+        self.rng = np.random.default_rng([int(saved.integers(2**31)), 7])
+        try:
+            _, ys = self.batch(n_crops)
+        finally:
+            self.rng = saved
+        ys = ys[ys != IGNORE_INDEX]
+        counts = np.bincount(ys.ravel(), minlength=n_classes).astype(np.float64)
+        return counts / max(counts.sum(), 1.0)
+
+
+def _class_weights(freq: np.ndarray, power: float) -> torch.Tensor:
+    """Loss weights ``freq ** -power`` (mean 1 over the classes seen; 0 for unseen ones)."""
+    seen = freq > 0
+    w = np.where(seen, np.maximum(freq, 1e-6) ** -power, 0.0)
+    w = w / w[seen].mean()
     return torch.tensor(w, dtype=torch.float32)
 
 
@@ -210,32 +346,33 @@ def predict_array(
     tile: int = 256,
     overlap: int = 32,
     batch_size: int = 8,
-    temperature: float = 1.0,
 ) -> np.ndarray:
     """Class probabilities of every pixel of an in-memory (normalised) image.
 
-    Tiles overlap by ``overlap`` pixels; overlapping logits are blended with a window that
-    down-weights tile edges (where a convolution sees least context).
+    The same tiling and blending as a scene's prediction, on an array: tile offsets from
+    :func:`geolabel.raster.tiling.tile_offsets` (edge tiles shifted inward), probabilities
+    blended with :func:`geolabel.raster.mosaic.blend_window` (edges down-weighted over the
+    overlap, which is capped at a quarter tile).
 
     Returns:
         ``(classes, H, W)`` float32 probabilities.
     """
     _, rows, cols = image.shape
-    stride = tile - overlap
-    r_starts = sorted({*range(0, max(rows - tile, 0) + 1, stride), max(rows - tile, 0)})
-    c_starts = sorted({*range(0, max(cols - tile, 0) + 1, stride), max(cols - tile, 0)})
-    ramp = np.minimum(np.arange(tile) + 1, np.arange(tile)[::-1] + 1).astype(np.float32)
-    window = np.minimum(np.minimum.outer(ramp, ramp), overlap or 1) / (overlap or 1)
+    tile = min(tile, rows, cols)
+    overlap = min(overlap, tile // 4)
+    window = blend_window(tile, tile, overlap)
+    windows = [
+        (r, c) for r in tile_offsets(rows, tile, overlap) for c in tile_offsets(cols, tile, overlap)
+    ]
     acc: np.ndarray | None = None
     weight = np.zeros((rows, cols), dtype=np.float32)
-    windows = [(r, c) for r in r_starts for c in c_starts]
     model.eval()
     with torch.inference_mode():
         for k in range(0, len(windows), batch_size):
             chunk = windows[k : k + batch_size]
             x = np.stack([image[:, r : r + tile, c : c + tile] for r, c in chunk])
-            logits = model(torch.from_numpy(np.ascontiguousarray(x)))
-            probs = torch.softmax(logits / temperature, dim=1).numpy()
+            x_t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+            probs = torch.softmax(model(x_t), dim=1).numpy()
             if acc is None:
                 acc = np.zeros((probs.shape[1], rows, cols), dtype=np.float32)
             for (r, c), p in zip(chunk, probs, strict=True):
@@ -251,6 +388,7 @@ def train_segmentation(
     *,
     n_classes: int,
     config: TrainConfig | None = None,
+    groups: np.ndarray | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Train a segmentation model on a normalised image and a class-index mask.
@@ -260,28 +398,47 @@ def train_segmentation(
         mask: ``(H, W)`` class indices, ``IGNORE_INDEX`` where unknown.
         n_classes: Number of classes (mask values below it).
         config: Training settings.
+        groups: Parcel ordinals on the same grid, kept on one side of the split.
         progress: Called after each epoch with the epoch number and its metrics.
 
     Returns:
         The best model (by validation mIoU) and the training history.
+
+    Raises:
+        GeolabelError: Crops larger than the scene, no labeled pixels, or too few labeled
+            places for a spatial split.
     """
     config = config or TrainConfig()
-    if config.tile_size % 32 or config.tile_size > min(image.shape[1:]):
+    if config.tile_size > min(image.shape[1:]):
         raise GeolabelError(
-            f"tile_size {config.tile_size} must be a multiple of 32 and fit in the scene"
-            f" ({image.shape[2]} × {image.shape[1]} px)."
+            f"tile_size {config.tile_size} does not fit in the scene"
+            f" ({image.shape[2]} × {image.shape[1]} px at the model's resolution); use smaller"
+            " crops."
         )
-    threads = config.num_threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    tuner = ThreadTuner(config.num_threads, period=config.steps_per_epoch)
     torch.manual_seed(config.seed)
     train_mask, val_mask = spatial_split(
-        mask, block_px=config.block_px, val_fraction=config.val_fraction, seed=config.seed
+        mask,
+        block_px=config.block_px,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        groups=groups,
+        max_val_share=config.max_val_share,
     )
     model = build_model(config.model, image.shape[0], n_classes)
     model = model.to(memory_format=torch.channels_last)
-    sampler = _CropSampler(image, train_mask, config.tile_size, n_classes, config.seed)
+    sampler = _CropSampler(
+        image,
+        train_mask,
+        config.tile_size,
+        n_classes,
+        config.seed,
+        config.class_balance,
+        groups,
+    )
     loss_fn = nn.CrossEntropyLoss(
-        weight=_class_weights(train_mask, n_classes), ignore_index=IGNORE_INDEX
+        weight=_class_weights(sampler.class_frequencies(n_classes), config.loss_balance),
+        ignore_index=IGNORE_INDEX,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = config.max_epochs * config.steps_per_epoch
@@ -293,10 +450,13 @@ def train_segmentation(
     best_scores = SegmentationScores((), 0.0, 0.0)
     since_best = 0
     for epoch in range(1, config.max_epochs + 1):
+        t_epoch = time.perf_counter()
         model.train()
         losses = []
         for _ in range(config.steps_per_epoch):
             xs, ys = sampler.batch(config.batch_size)
+            tuner.before()
+            t0 = time.perf_counter()
             x = torch.from_numpy(xs).to(memory_format=torch.channels_last)
             loss = loss_fn(model(x), torch.from_numpy(ys))
             opt.zero_grad(set_to_none=True)
@@ -304,6 +464,7 @@ def train_segmentation(
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+            tuner.after(time.perf_counter() - t0)
         probs = predict_array(model, image, tile=config.tile_size, batch_size=config.batch_size)
         cm = confusion_matrix(val_mask, probs.argmax(0), n_classes)
         scores = segmentation_scores(cm)
@@ -312,6 +473,8 @@ def train_segmentation(
             "loss": float(np.mean(losses)),
             "val_miou": scores.miou,
             "val_pixel_accuracy": scores.pixel_accuracy,
+            "threads": float(tuner.current),
+            "seconds": time.perf_counter() - t_epoch,
         }
         history.append(row)
         if progress is not None:
@@ -322,7 +485,7 @@ def train_segmentation(
             best_scores = scores
         else:
             since_best += 1
-            if since_best >= config.patience:
+            if since_best >= config.patience and epoch >= config.min_epochs:
                 break
     assert best_state is not None
     model.load_state_dict(best_state)

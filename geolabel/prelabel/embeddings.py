@@ -1,0 +1,163 @@
+"""Embeddings for novelty measures: the model's deepest encoder features pooled per tile and parcel.
+
+A tile's embedding is the mean of the encoder's last feature map over the cells that hold valid
+pixels. A parcel's embedding is the mean over the parcel's pixels of the feature cell each pixel
+falls in (an area-weighted mean of the cells the parcel covers), accumulated over every tile that
+sees the parcel: parcel ids are rasterised at the model's resolution (pixel centres inside, as
+for the zonal statistics), and each pixel is counted once per tile that covers it. Both are
+written as ``.npz`` files holding ``ids`` (strings) and ``embedding`` (``float32``, one row per
+id) by :func:`save_embeddings`, and read back with :func:`load_embeddings`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+from affine import Affine
+from rasterio.features import rasterize
+from shapely.geometry import mapping
+
+from geolabel.errors import InputFileError
+from geolabel.raster.tiling import Tile, TileGrid
+
+__all__ = ["ParcelEmbeddings", "load_embeddings", "save_embeddings", "tile_embeddings"]
+
+
+def tile_embeddings(features: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """Mean feature vector of each tile over its valid cells.
+
+    Args:
+        features: ``(N, C, h, w)`` encoder features.
+        valid: ``(N, H, W)`` valid-pixel masks at tile resolution (``H`` a multiple of ``h``),
+            or None when every pixel is valid.
+
+    Returns:
+        ``(N, C)`` float32; a tile without a valid cell gets its plain mean.
+    """
+    n, c, h, w = features.shape
+    if valid is None:
+        return features.mean(axis=(2, 3), dtype=np.float64).astype(np.float32)
+    fy, fx = valid.shape[1] // h, valid.shape[2] // w
+    cells = valid[:, : h * fy, : w * fx].reshape(n, h, fy, w, fx).mean(axis=(2, 4))
+    weight = cells.reshape(n, 1, h * w)
+    total = weight.sum(axis=2)
+    flat = features.reshape(n, c, h * w).astype(np.float64)
+    plain = flat.mean(axis=2)
+    pooled = (flat * weight).sum(axis=2) / np.where(total > 0, total, 1.0)
+    return np.where(total > 0, pooled, plain).astype(np.float32)
+
+
+class ParcelEmbeddings:
+    """Accumulate per-parcel means of encoder features, tile by tile.
+
+    Parcel ids are rasterised once per row of tiles (the full width of the grid, the rows the
+    tiles span), so a scene costs one rasterisation per tile row, not per tile.
+
+    Args:
+        grid: The grid the features' tiles belong to (the model-resolution grid).
+        parcels: Parcel polygons with ``id_column`` (reprojected to the grid's CRS).
+        id_column: Column of unique parcel ids.
+    """
+
+    def __init__(
+        self, grid: TileGrid, parcels: gpd.GeoDataFrame, *, id_column: str = "parcel_id"
+    ) -> None:
+        local = parcels.to_crs(grid.scene.crs) if parcels.crs is not None else parcels
+        self.grid = grid
+        self.ids = local[id_column].astype(str).tolist()
+        self._geoms = np.asarray(local.geometry.values, dtype=object)
+        self._shapes: dict[int, dict[str, object] | None] = {}
+        self._bounds = np.asarray(local.geometry.bounds.to_numpy(), dtype=np.float64)
+        self._sum: np.ndarray | None = None
+        self._count = np.zeros(len(self.ids), dtype=np.float64)
+        self._band: tuple[int, int, np.ndarray] | None = None
+
+    def _shape(self, k: int) -> dict[str, object] | None:
+        """Parcel ``k`` as GeoJSON, converted once (parcels span a few tile rows)."""
+        if k not in self._shapes:
+            g = self._geoms[k]
+            self._shapes[k] = None if g is None or g.is_empty else mapping(g)
+        return self._shapes[k]
+
+    def _ids(self, tile: Tile) -> np.ndarray:
+        """Parcel ordinals (1-based, 0 = none) of the pixels of a tile."""
+        if self._band is None or self._band[:2] != (tile.row_off, tile.height):
+            width = self.grid.scene.width
+            transform: Affine = self.grid.transform @ Affine.translation(0, tile.row_off)
+            x0, y0 = transform @ (0, 0)
+            x1, y1 = transform @ (width, tile.height)
+            b = self._bounds
+            hit = np.flatnonzero(
+                (b[:, 0] < max(x0, x1)) & (b[:, 2] > min(x0, x1))
+                & (b[:, 1] < max(y0, y1)) & (b[:, 3] > min(y0, y1))
+            )  # fmt: skip
+            shapes = [(g, int(k) + 1) for k in hit if (g := self._shape(int(k))) is not None]
+            band = np.zeros((tile.height, width), dtype=np.int32)
+            if shapes:
+                rasterize(shapes, out=band, transform=transform)
+            self._band = (tile.row_off, tile.height, band)
+        return self._band[2][:, tile.col_off : tile.col_end]
+
+    def add(self, tile: Tile, features: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Add one tile's ``(C, h, w)`` features (``valid``: ``(H, W)`` at the tile's size)."""
+        c, h, w = features.shape
+        if self._sum is None:
+            self._sum = np.zeros((len(self.ids), c), dtype=np.float64)
+        ids = self._ids(tile)
+        if valid is not None:
+            ids = np.where(valid, ids, 0)
+        hit, local = np.unique(ids, return_inverse=True)
+        if hit[-1] == 0:
+            return
+        fy, fx = max(1, tile.height // h), max(1, tile.width // w)
+        rows = np.minimum(np.arange(tile.height) // fy, h - 1)
+        cols = np.minimum(np.arange(tile.width) // fx, w - 1)
+        cell = (rows[:, None] * w + cols[None, :]).ravel()
+        k = len(hit)
+        counts = np.bincount(local.ravel() * (h * w) + cell, minlength=k * h * w)
+        counts = counts.reshape(k, h * w).astype(np.float64)
+        if hit[0] == 0:
+            hit, counts = hit[1:], counts[1:]
+        rows_of = hit - 1
+        self._sum[rows_of] += counts @ features.reshape(c, h * w).T.astype(np.float64)
+        self._count[rows_of] += counts.sum(axis=1)
+
+    def result(self) -> tuple[list[str], np.ndarray]:
+        """Parcel ids with at least one pixel, and their ``(n, C)`` float32 embeddings."""
+        if self._sum is None:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        seen = self._count > 0
+        means = self._sum[seen] / self._count[seen, None]
+        return [i for i, s in zip(self.ids, seen, strict=True) if s], means.astype(np.float32)
+
+
+def save_embeddings(path: str | os.PathLike[str], ids: list[str], embedding: np.ndarray) -> Path:
+    """Write ids and their embeddings to an ``.npz`` file.
+
+    Returns:
+        The path written.
+    """
+    out = Path(path)
+    np.savez_compressed(out, ids=np.asarray(ids, dtype=str), embedding=embedding)
+    return out
+
+
+def load_embeddings(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray]:
+    """Read ``(ids, embedding)`` written by :func:`save_embeddings`.
+
+    Raises:
+        InputFileError: The file is missing or not an embeddings file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"Embeddings file {p} does not exist; run `geolabel prelabel` first.")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            return [str(i) for i in data["ids"]], np.asarray(data["embedding"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputFileError(
+            f"{p} is not a geolabel embeddings file (.npz with ids and embedding): {exc}"
+        ) from exc

@@ -1,0 +1,493 @@
+"""Batched inference over a scene's tile grid, mosaicked to maps and pooled per parcel.
+
+Per tile: read in block order (:func:`geolabel.raster.reader.iter_tile_batches`), average down
+to the model's resolution (the card's ``input_scale``), normalise with the model card's
+statistics, and run the model under ``torch.inference_mode`` in ``channels_last`` layout. The
+probabilities are blended at the model's resolution into a :class:`~geolabel.raster.mosaic.
+Mosaic` on the scene's grid coarsened by ``input_scale`` (:func:`model_grid`: the scene's
+georeference, pixels ``input_scale`` times larger; the model predicts nothing finer, so nothing
+is upsampled), which hands every finished strip to a :class:`~geolabel.raster.zonal.
+ZonalAccumulator` (no probability raster is written and read back). The deepest encoder
+features are pooled per tile and per parcel on the way (:mod:`geolabel.prelabel.embeddings`).
+
+Per parcel, the pre-label is the argmax of the mean class probability over the parcel's pixels,
+taken over the classes a parcel can have (pixel-only classes such as ``road`` are dropped and the
+rest renormalised); its confidence is that maximum, with margin and entropy beside it. Per tile:
+the mean confidence and mean entropy of its valid pixels, and its most common class.
+
+Speed: batch norms are folded into the convolutions (:func:`~geolabel.prelabel.model.
+fold_batchnorm`), tiles are averaged down before they are normalised, the model runs in
+``channels_last`` on a thread count measured on the batches themselves
+(:class:`~geolabel.prelabel.threads.ThreadTuner`), and the mosaic, zonal statistics and
+embeddings of a batch are computed on a worker thread while the model runs on the next one.
+
+Precision: float32. bfloat16 autocast was measured on the sample on this project's CPUs (AVX2,
+no native bf16; ``benchmarks/prelabel.py``): it kept 99.9% argmax agreement but took 5–10× the
+time, so it is offered (``precision="bf16"``) but not the default.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from geolabel.errors import GeolabelError
+from geolabel.prelabel.embeddings import ParcelEmbeddings, tile_embeddings
+from geolabel.prelabel.metrics import apply_temperature, uncertainty
+from geolabel.prelabel.model import ModelCard, fold_batchnorm
+from geolabel.prelabel.threads import ThreadTuner
+from geolabel.raster.io import RasterInfo
+from geolabel.raster.mosaic import Mosaic
+from geolabel.raster.reader import iter_tile_batches
+from geolabel.raster.tiling import Tile, TileGrid, tile_scene
+from geolabel.raster.zonal import ZonalAccumulator
+
+__all__ = [
+    "Precision",
+    "SceneOutputs",
+    "TileOutputs",
+    "TilePredictor",
+    "aligned_grid",
+    "model_grid",
+    "parcel_prelabels",
+    "predict_scene",
+]
+
+Precision = Literal["fp32", "bf16"]
+
+
+@dataclass(frozen=True, slots=True)
+class TileOutputs:
+    """What the model says about a batch of tiles.
+
+    Attributes:
+        probs: ``(N, classes, H / s, W / s)`` float32 class probabilities at the model's
+            resolution (``s``: the card's ``input_scale``), or at the tiles' own resolution
+            when the predictor upsamples.
+        features: ``(N, C, h, w)`` float32 deepest encoder features, when asked for.
+    """
+
+    probs: np.ndarray
+    features: np.ndarray | None = None
+
+
+class TilePredictor:
+    """Run a checkpoint's model on batches of raw tile pixels.
+
+    Args:
+        model: The segmentation model.
+        card: Its model card (bands, normalisation, input scale, temperature).
+        precision: ``fp32`` (default) or ``bf16`` (autocast; see the module docstring).
+        num_threads: Torch threads (default: tuned by timing batches, see
+            :class:`~geolabel.prelabel.threads.ThreadTuner`).
+        features: Also return the deepest encoder features (for embeddings).
+        upsample: Return probabilities at the tiles' resolution (bilinear) instead of the
+            model's.
+
+    Raises:
+        GeolabelError: Unknown precision.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        card: ModelCard,
+        *,
+        precision: Precision = "fp32",
+        num_threads: int | None = None,
+        features: bool = False,
+        upsample: bool = False,
+    ) -> None:
+        if precision not in get_args(Precision):
+            raise GeolabelError(
+                f"Unknown precision {precision!r}; choose one of {', '.join(get_args(Precision))}."
+            )
+        self.model = fold_batchnorm(model).to(memory_format=torch.channels_last)
+        self.card = card
+        self.precision = precision
+        self.tuner = ThreadTuner(num_threads, period=32, skip_first=True)
+        self.features = features
+        self.upsample = upsample
+        self._mean = torch.tensor(card.mean, dtype=torch.float32)[None, :, None, None]
+        self._inv_std = 1.0 / torch.tensor(card.std, dtype=torch.float32)[None, :, None, None]
+
+    def __call__(self, batch: np.ndarray, valid: np.ndarray | None = None) -> TileOutputs:
+        """Probabilities (and features) of a ``(N, bands, H, W)`` batch of raw pixels.
+
+        Args:
+            batch: Raw pixels of the card's bands, any numeric dtype.
+            valid: ``(N, H, W)`` bool, False at nodata pixels (they are set to the band mean,
+                as in training).
+
+        Returns:
+            Probabilities (at the model's resolution unless upsampling), and features when
+            asked for.
+
+        Raises:
+            GeolabelError: The batch has another number of bands than the model.
+        """
+        if batch.ndim != 4 or batch.shape[1] != len(self.card.bands):
+            raise GeolabelError(
+                f"The model takes {len(self.card.bands)} band(s)"
+                f" ({', '.join(self.card.band_names)}) but got a batch of shape {batch.shape}."
+            )
+        self.tuner.before()
+        t0 = time.perf_counter()
+        scale = self.card.input_scale
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(torch.float32)
+            if valid is not None and not valid.all():  # nodata: the band mean, 0 once normalised
+                x = torch.where(torch.from_numpy(valid)[:, None], x, self._mean)
+            # Average down first, then normalise: the same result (both are linear) on
+            # input_scale² times fewer pixels.
+            if scale > 1:
+                x = torch.nn.functional.avg_pool2d(x, scale)
+            x = ((x - self._mean) * self._inv_std).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                model: Any = self.model
+                feats = model.encoder(x)
+                logits = model.segmentation_head(model.decoder(feats))
+            probs = torch.softmax(logits.float().contiguous(), dim=1)
+            if scale > 1 and self.upsample:
+                probs = torch.nn.functional.interpolate(
+                    probs, size=batch.shape[2:], mode="bilinear", align_corners=False
+                )
+            out_feats = feats[-1].float().contiguous().numpy() if self.features else None
+            out = TileOutputs(probs.numpy(), out_feats)
+        self.tuner.after(time.perf_counter() - t0, len(batch))
+        return out
+
+    @property
+    def threads(self) -> int:
+        """Torch threads of the latest call (see :class:`.ThreadTuner`)."""
+        return self.tuner.current
+
+
+@dataclass(frozen=True)
+class SceneOutputs:
+    """What pre-labeling one scene produced.
+
+    Attributes:
+        scene_id: The scene.
+        class_map: Class-map COG.
+        confidence_map: Confidence COG.
+        zonal: Per-parcel statistics (pixel count, class fractions, mean probabilities).
+        tiles: Per tile: ``tile_id``, ``scene_id``, ``row_off``, ``col_off``,
+            ``valid_fraction``, ``mean_confidence``, ``mean_entropy``, ``majority_class`` and
+            ``frac_<class>`` (share of valid pixels whose most probable class it is).
+        tile_ids: Tile ids of the rows of ``tile_embedding``.
+        tile_embedding: ``(tiles, C)`` pooled encoder features.
+        parcel_ids: Parcel ids of the rows of ``parcel_embedding``.
+        parcel_embedding: ``(parcels, C)`` pooled encoder features.
+    """
+
+    scene_id: str
+    class_map: Path
+    confidence_map: Path
+    zonal: pd.DataFrame
+    tiles: pd.DataFrame
+    tile_ids: list[str]
+    tile_embedding: np.ndarray
+    parcel_ids: list[str]
+    parcel_embedding: np.ndarray
+
+
+def _pool_valid(valid: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """Valid masks at the model's resolution: a cell is valid when most of its pixels are."""
+    if valid is None:
+        return None
+    n, h, w = valid.shape
+    fy, fx = h // shape[0], w // shape[1]
+    if (fy, fx) == (1, 1):
+        return valid
+    cells = valid[:, : shape[0] * fy, : shape[1] * fx].reshape(n, shape[0], fy, shape[1], fx)
+    return cells.mean(axis=(2, 4)) > 0.5
+
+
+def _tile_rows(
+    batch_tiles: Sequence[Tile], probs: np.ndarray, valid: np.ndarray | None, classes: list[str]
+) -> list[dict[str, object]]:
+    """Per-tile uncertainty from ``(N, classes, h, w)`` probabilities (model resolution)."""
+    p = np.clip(probs, 1e-12, 1.0)
+    conf = probs.max(axis=1)
+    ent = -(p * np.log(p)).sum(axis=1)
+    top = probs.argmax(axis=1)
+    rows: list[dict[str, object]] = []
+    for k, tile in enumerate(batch_tiles):
+        v = np.ones(conf[k].shape, dtype=bool) if valid is None else valid[k]
+        n = int(v.sum())
+        frac = np.bincount(top[k][v], minlength=len(classes)) / max(n, 1)
+        row: dict[str, object] = {
+            "tile_id": tile.tile_id,
+            "scene_id": tile.scene_id,
+            "row_off": tile.row_off,
+            "col_off": tile.col_off,
+            "valid_fraction": n / v.size,
+            "mean_confidence": float(conf[k][v].mean()) if n else np.nan,
+            "mean_entropy": float(ent[k][v].mean()) if n else np.nan,
+            "majority_class": classes[int(frac.argmax())] if n else None,
+        }
+        row.update({f"frac_{c}": float(f) for c, f in zip(classes, frac, strict=True)})
+        rows.append(row)
+    return rows
+
+
+class _SceneAccumulators:
+    """What a scene's batches feed: mosaic (with zonal statistics), tile rows, embeddings.
+
+    Used by one thread at a time.
+    """
+
+    def __init__(
+        self,
+        mosaic: Mosaic,
+        classes: list[str],
+        embed: ParcelEmbeddings | None,
+    ) -> None:
+        self.mosaic = mosaic
+        self.classes = classes
+        self.embed = embed
+        self.tile_rows: list[dict[str, object]] = []
+        self.tile_ids: list[str] = []
+        self.tile_vectors: list[np.ndarray] = []
+
+    def add(self, tiles: Sequence[Tile], result: TileOutputs, valid: np.ndarray | None) -> None:
+        """Add a batch: tiles of the model-resolution grid, their outputs and valid masks."""
+        self.mosaic.add_batch(tiles, result.probs, valid=valid)
+        self.tile_rows.extend(_tile_rows(tiles, result.probs, valid, self.classes))
+        if result.features is not None:
+            self.tile_ids.extend(t.tile_id for t in tiles)
+            self.tile_vectors.append(tile_embeddings(result.features, valid))
+            if self.embed is not None:
+                for k, tile in enumerate(tiles):
+                    self.embed.add(tile, result.features[k], None if valid is None else valid[k])
+
+
+def model_grid(grid: TileGrid, scale: int) -> TileGrid:
+    """A scene's tile grid at the model's resolution: every window and the pixel size ÷ ``scale``.
+
+    The model sees each tile averaged over ``scale`` × ``scale`` pixels and predicts at that
+    resolution; the maps and the per-parcel statistics are made on this grid (the scene's
+    georeference with pixels ``scale`` times larger), so nothing is upsampled.
+
+    Args:
+        grid: The scene's grid; every tile offset and size must be a multiple of ``scale``
+            (:func:`aligned_grid` makes one).
+        scale: The model's input scale.
+
+    Returns:
+        The grid at the model's resolution (the same tile ids).
+
+    Raises:
+        GeolabelError: A tile is not aligned to ``scale``.
+    """
+    if scale == 1:
+        return grid
+    bad = [
+        t.tile_id
+        for t in grid.tiles
+        if t.row_off % scale or t.col_off % scale or t.height % scale or t.width % scale
+    ]
+    if bad:
+        raise GeolabelError(
+            f"{len(bad)} tile(s) of scene {grid.scene_id} are not aligned to the model's input"
+            f" scale {scale}, e.g. {bad[0]}; build the grid with aligned_grid()."
+        )
+    info = grid.scene
+    a, b, c, d, e, f = info.transform
+    coarse = replace(
+        info,
+        width=info.width // scale,
+        height=info.height // scale,
+        transform=(a * scale, b * scale, c, d * scale, e * scale, f),
+        res=(info.res[0] * scale, info.res[1] * scale),
+    )
+    tiles = tuple(
+        Tile(t.tile_id, t.scene_id, t.row_off // scale, t.col_off // scale,
+             t.height // scale, t.width // scale, t.nodata_fraction)
+        for t in grid.tiles
+    )  # fmt: skip
+    return TileGrid(
+        scene=coarse,
+        scene_id=grid.scene_id,
+        size=grid.size // scale,
+        overlap=grid.overlap // scale,
+        edge=grid.edge,
+        nodata_threshold=grid.nodata_threshold,
+        tiles=tiles,
+        n_skipped=grid.n_skipped,
+    )
+
+
+def aligned_grid(
+    scene: RasterInfo, *, size: int, overlap: int, scale: int, scene_id: str = "S001"
+) -> TileGrid:
+    """A tile grid whose windows are all multiples of ``scale`` (see :func:`model_grid`).
+
+    The grid of :func:`~geolabel.raster.tiling.tile_scene` (edge policy ``shift``, tiles
+    that are all nodata skipped) over the scene's first ``width // scale * scale`` columns and
+    ``height // scale * scale`` rows: the last ``width % scale`` columns and rows (fewer than
+    ``scale`` pixels) are left out.
+
+    Args:
+        scene: The scene.
+        size: Tile size (a multiple of ``scale``).
+        overlap: Overlap (a multiple of ``scale``).
+        scale: The model's input scale.
+        scene_id: Scene id for the tile ids.
+
+    Returns:
+        The grid.
+    """
+    cropped = replace(
+        scene, width=scene.width // scale * scale, height=scene.height // scale * scale
+    )
+    grid = tile_scene(cropped, size=size, overlap=overlap, scene_id=scene_id)
+    return replace(grid, scene=scene)
+
+
+def predict_scene(
+    predictor: TilePredictor,
+    grid: TileGrid,
+    parcels: gpd.GeoDataFrame | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> SceneOutputs:
+    """Pre-label one scene: class and confidence COGs, per-parcel and per-tile statistics.
+
+    Tiles are read at the scene's resolution, predicted at the model's, and blended into a
+    mosaic on the model-resolution grid (:func:`model_grid`), where the per-parcel statistics
+    are taken too (a pixel of the coarser grid belongs to the parcel that holds its centre).
+    Reading runs ahead on its own threads (:func:`iter_tile_batches`); blending a batch, the
+    zonal statistics, tile rows and embeddings run on one worker thread while the model works
+    on the next batch (numpy releases the GIL, so they overlap), one batch in flight at most.
+
+    Args:
+        predictor: The model, ready to run (features are pooled when it returns them).
+        grid: The scene's tile grid (tiles aligned to the model's input scale).
+        parcels: Parcels to pool over (any CRS); None skips pooling.
+        out_dir: Folder for ``<scene_id>_classes.tif`` and ``<scene_id>_confidence.tif``.
+        batch_size: Tiles per forward pass.
+        progress: Called with the number of tiles done after every batch.
+
+    Returns:
+        The maps, statistics and embeddings.
+
+    Raises:
+        GeolabelError: The grid is not aligned to the model's input scale.
+    """
+    card = predictor.card
+    scale = 1 if predictor.upsample else card.input_scale
+    coarse = model_grid(grid, scale)
+    coarse_tiles = {t.tile_id: t for t in coarse.tiles}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = list(card.classes)
+    zonal = (
+        ZonalAccumulator.for_grid(coarse, parcels, classes=classes) if parcels is not None else None
+    )
+    embed = (
+        ParcelEmbeddings(coarse, parcels) if parcels is not None and predictor.features else None
+    )
+    done = 0
+    with (
+        Mosaic(coarse, classes=classes, zonal=zonal) as mosaic,
+        ThreadPoolExecutor(1, thread_name_prefix="geolabel-post") as post,
+    ):
+        acc = _SceneAccumulators(mosaic, classes, embed)
+        pending: Future[None] | None = None
+        pending_n = 0
+        for batch in iter_tile_batches(grid, batch_size=batch_size, bands=card.bands):
+            result = predictor(batch.array, batch.valid)
+            if pending is not None:
+                pending.result()
+                done += pending_n
+                if progress is not None:
+                    progress(done)
+            tiles = [coarse_tiles[t.tile_id] for t in batch.tiles]
+            valid = _pool_valid(batch.valid, result.probs.shape[2:])
+            pending, pending_n = post.submit(acc.add, tiles, result, valid), len(batch)
+        if pending is not None:
+            pending.result()
+            done += pending_n
+            if progress is not None:
+                progress(done)
+        class_path = out / f"{grid.scene_id}_classes.tif"
+        conf_path = out / f"{grid.scene_id}_confidence.tif"
+        mosaic.write(class_path, conf_path)
+    stats = zonal.result(warn=False) if zonal is not None else pd.DataFrame()
+    parcel_ids, parcel_vectors = embed.result() if embed is not None else ([], np.zeros((0, 0)))
+    return SceneOutputs(
+        scene_id=grid.scene_id,
+        class_map=class_path,
+        confidence_map=conf_path,
+        zonal=stats,
+        tiles=pd.DataFrame(acc.tile_rows),
+        tile_ids=acc.tile_ids,
+        tile_embedding=(
+            np.concatenate(acc.tile_vectors) if acc.tile_vectors else np.zeros((0, 0), np.float32)
+        ),
+        parcel_ids=parcel_ids,
+        parcel_embedding=parcel_vectors.astype(np.float32),
+    )
+
+
+def parcel_prelabels(
+    zonal: pd.DataFrame,
+    classes: Sequence[str],
+    parcel_classes: Sequence[str],
+    *,
+    temperature: float = 1.0,
+    id_column: str = "parcel_id",
+) -> pd.DataFrame:
+    """Pre-label, confidence, margin and entropy per parcel from zonal mean probabilities.
+
+    Args:
+        zonal: Output of the zonal statistics (``prob_<class>`` columns).
+        classes: All model classes.
+        parcel_classes: Classes a parcel can take (the others are dropped and the rest
+            renormalised).
+        temperature: Parcel-level calibration temperature.
+        id_column: Parcel id column.
+
+    Returns:
+        ``item``, ``label``, ``confidence``, ``margin``, ``entropy``, ``pixel_count`` and one
+        ``p_<class>`` column per parcel class; parcels without pixels are dropped.
+    """
+    keep = [c for c in classes if c in set(parcel_classes)]
+    have = zonal[zonal["pixel_count"] > 0]
+    probs = have[[f"prob_{c}" for c in keep]].to_numpy(dtype=np.float64)
+    probs = probs / np.clip(probs.sum(axis=1, keepdims=True), 1e-12, None)
+    if temperature != 1.0:
+        probs = apply_temperature(probs, temperature)
+    u = (
+        uncertainty(probs)
+        if len(probs)
+        else {k: np.zeros(0) for k in ("confidence", "margin", "entropy")}
+    )
+    frame = pd.DataFrame(
+        {
+            "item": have[id_column].astype(str).to_numpy(),
+            "label": np.asarray(keep)[probs.argmax(axis=1)] if len(probs) else np.asarray([], str),
+            "confidence": u["confidence"],
+            "margin": u["margin"],
+            "entropy": u["entropy"],
+            "pixel_count": have["pixel_count"].to_numpy(),
+        }
+    )
+    for k, c in enumerate(keep):
+        frame[f"p_{c}"] = probs[:, k]
+    return frame

@@ -1,0 +1,181 @@
+"""Training pieces: the class-keeping split, crop sampling, threads, settings, a short run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geolabel.errors import GeolabelError
+from geolabel.prelabel.masks import IGNORE_INDEX
+from geolabel.prelabel.model import ModelConfig
+from geolabel.prelabel.threads import ThreadTuner, available_cores, default_threads
+from geolabel.prelabel.train import (
+    TrainConfig,
+    _class_weights,
+    _CropSampler,
+    predict_array,
+    spatial_split,
+    train_segmentation,
+)
+
+
+def _parcel_grid(n: int = 8, size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """An ``n × n`` grid of square parcels of ``size`` px: ordinals 1.. and a mask."""
+    side = n * size
+    r, c = np.indices((side, side))
+    groups = (r // size) * n + c // size + 1
+    mask = np.zeros((side, side), dtype=np.uint8)
+    return groups.astype(np.int32), mask
+
+
+class TestSpatialSplit:
+    def test_parcels_stay_whole(self):
+        # Blocks of 12 px cut through the 8-px parcels; every parcel goes with one block.
+        groups, mask = _parcel_grid()
+        train, val = spatial_split(mask, block_px=12, val_fraction=0.3, seed=1, groups=groups)
+        for g in np.unique(groups):
+            inside = groups == g
+            in_val = val[inside] != IGNORE_INDEX
+            assert in_val.all() or not in_val.any()
+        assert ((train != IGNORE_INDEX) ^ (val != IGNORE_INDEX)).all()
+
+    def test_rare_class_is_never_held_out(self):
+        groups, mask = _parcel_grid()
+        mask[groups == 10] = 1  # one parcel of class 1
+        mask[(groups == 20) | (groups == 30)] = 2  # two parcels of class 2
+        for seed in range(6):
+            train, val = spatial_split(mask, block_px=8, val_fraction=0.3, seed=seed, groups=groups)
+            assert (train == 1).sum() == 64 and (val == 1).sum() == 0
+            assert (train == 2).sum() >= 64  # at most one of the two goes to validation
+
+    def test_unlabeled_pixels_stay_ignored(self):
+        groups, mask = _parcel_grid()
+        mask[groups <= 8] = IGNORE_INDEX
+        train, val = spatial_split(mask, block_px=16, val_fraction=0.2, seed=0, groups=groups)
+        assert ((train == IGNORE_INDEX) & (val == IGNORE_INDEX))[groups <= 8].all()
+
+    def test_too_few_blocks(self):
+        mask = np.zeros((16, 16), dtype=np.uint8)
+        with pytest.raises(GeolabelError, match="Too few labeled blocks"):
+            spatial_split(mask, block_px=16, val_fraction=0.2, seed=0)
+
+
+class TestCropSampler:
+    def _sampler(self, balance: float) -> _CropSampler:
+        groups, mask = _parcel_grid(n=8, size=8)
+        mask[:] = 0  # 63 parcels of class 0
+        mask[groups == 1] = 1  # one parcel of class 1
+        image = np.zeros((2, 64, 64), dtype=np.float32)
+        return _CropSampler(image, mask, 16, 2, seed=0, balance=balance, groups=groups)
+
+    @pytest.mark.parametrize(
+        ("balance", "share"), [(0.0, 1 / 64), (0.5, 1 / (1 + np.sqrt(63))), (1.0, 0.5)]
+    )
+    def test_class_draws_follow_parcel_counts(self, balance, share):
+        sampler = self._sampler(balance)
+        assert sampler.p[1] == pytest.approx(share)
+
+    def test_crops_are_in_bounds_and_augmented(self):
+        sampler = self._sampler(1.0)
+        xs, ys = sampler.batch(32)
+        assert xs.shape == (32, 2, 16, 16) and ys.shape == (32, 16, 16)
+        assert (ys == 1).any()  # the rare parcel is seen
+
+    def test_no_labels(self):
+        mask = np.full((32, 32), IGNORE_INDEX, dtype=np.uint8)
+        with pytest.raises(GeolabelError, match="No labeled training pixels"):
+            _CropSampler(np.zeros((1, 32, 32), np.float32), mask, 16, 2, seed=0)
+
+    def test_class_weights(self):
+        w = _class_weights(np.array([0.75, 0.25, 0.0]), 0.5)
+        assert w[2] == 0 and w[1] / w[0] == pytest.approx(np.sqrt(3))
+        assert w[:2].mean() == pytest.approx(1.0)
+
+
+class TestThreads:
+    def test_explicit_count_is_used(self):
+        assert default_threads(3) == 3
+        assert 1 <= default_threads() <= available_cores()
+
+    def test_tuner_keeps_the_faster_setting(self, monkeypatch):
+        monkeypatch.setattr("geolabel.prelabel.threads.available_cores", lambda: 2)
+        before = torch.get_num_threads()
+        try:
+            tuner = ThreadTuner(None, period=4, skip_first=True)
+            tuner.before()  # the first call is not timed
+            tuner.after(9.0, 16)
+            tuner.before()
+            assert torch.get_num_threads() == 1
+            tuner.after(0.5, 16)
+            tuner.before()
+            assert torch.get_num_threads() == 2
+            tuner.after(2.0, 16)  # two threads were slower per tile
+            assert tuner.current == 1
+            tuner.before()
+            assert torch.get_num_threads() == 1
+            tuner.after(0.5, 16)
+            tuner.before()
+            tuner.after(0.5, 16)  # end of the round
+            tuner.before()  # a new round probes again
+            assert torch.get_num_threads() == 1
+            tuner.after(1.0, 16)
+            tuner.before()
+            tuner.after(0.2, 16)  # now two threads win
+            assert tuner.current == 2
+        finally:
+            torch.set_num_threads(before)
+
+    def test_explicit_count_is_not_tuned(self):
+        before = torch.get_num_threads()
+        try:
+            tuner = ThreadTuner(1, period=2)
+            for seconds in (9.0, 0.1, 9.0):
+                tuner.before()
+                assert torch.get_num_threads() == 1
+                tuner.after(seconds)
+        finally:
+            torch.set_num_threads(before)
+
+
+class TestTrainConfig:
+    def test_bad_settings_are_listed(self):
+        with pytest.raises(GeolabelError, match=r"2\^encoder_depth \(16\), got 100.*class_balance"):
+            TrainConfig(tile_size=100, class_balance=2.0)
+
+
+class TestTrainSegmentation:
+    def test_learns_two_textures(self):
+        # Left half bright, right half dark: a tiny model separates them in a few steps.
+        rng = np.random.default_rng(0)
+        image = rng.normal(0, 0.1, (2, 64, 64)).astype(np.float32)
+        image[:, :, :32] += 1.0
+        mask = np.zeros((64, 64), dtype=np.uint8)
+        mask[:, 32:] = 1
+        groups = np.zeros((64, 64), dtype=np.int32)
+        config = TrainConfig(
+            model=ModelConfig(encoder_depth=3, decoder_channels=(16, 8, 8)),
+            tile_size=32,
+            batch_size=4,
+            steps_per_epoch=6,
+            max_epochs=3,
+            min_epochs=1,
+            block_px=16,
+            lr=1e-2,
+            num_threads=1,
+        )
+        seen = []
+        result = train_segmentation(
+            image,
+            mask,
+            n_classes=2,
+            config=config,
+            groups=groups,
+            progress=lambda e, r: seen.append(e),
+        )
+        assert seen == list(range(1, len(result.history) + 1))
+        probs = predict_array(result.model, image, tile=32, overlap=8)
+        assert probs.shape == (2, 64, 64)
+        assert np.allclose(probs.sum(0), 1.0, atol=1e-4)
+        assert (probs.argmax(0) == mask).mean() > 0.9
+        assert result.val_scores.pixel_accuracy > 0.9
