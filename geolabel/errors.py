@@ -22,6 +22,7 @@ __all__ = [
     "InputFileError",
     "LabelError",
     "LayerError",
+    "ModelMismatchError",
     "MosaicError",
     "NoDataWarning",
     "NotFittedError",
@@ -125,6 +126,10 @@ class BandError(GeolabelError, ValueError):
 
 class MosaicError(GeolabelError, ValueError):
     """Tile predictions cannot be put back on the scene grid (wrong shape, unknown tile...)."""
+
+
+class ModelMismatchError(GeolabelError, ValueError):
+    """A model does not fit the data or taxonomy it is asked to work on (retrain it)."""
 
 
 class NotFittedError(GeolabelError, AttributeError):

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from geolabel import __version__
-from geolabel.errors import GeolabelError, InputFileError
+from geolabel.errors import GeolabelError, InputFileError, ModelMismatchError
 
 __all__ = [
     "CARD_FILE",
@@ -46,10 +46,6 @@ __all__ = [
 Architecture = Literal["unet", "unetplusplus", "fpn", "deeplabv3plus"]
 WEIGHTS_FILE = "weights.pt"
 CARD_FILE = "model_card.json"
-
-
-class ModelMismatchError(GeolabelError, ValueError):
-    """A model does not fit the data or taxonomy it is asked to work on."""
 
 
 @dataclass(frozen=True, slots=True)
