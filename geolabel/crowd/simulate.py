@@ -306,13 +306,13 @@ class _WorkerRanges:
 
 
 _CROWD: Final = _WorkerRanges(
-    accuracy=(0.6, 0.95),
+    accuracy=(0.72, 0.97),
     class_sd=0.05,
-    clip=(0.35, 0.99),
-    fatigue=(0.001, 0.004),
-    fatigue_floor=0.7,
+    clip=(0.45, 0.99),
+    fatigue=(0.0005, 0.003),
+    fatigue_floor=0.75,
     session_length=(20, 60),
-    difficulty_sensitivity=(0.3, 0.6),
+    difficulty_sensitivity=(0.2, 0.45),
     alt_rate=(0.35, 0.45),
     median_seconds=(12.0, 30.0),
 )
