@@ -23,7 +23,7 @@ from geolabel.errors import (
 from geolabel.raster.mosaic import Mosaic
 from geolabel.raster.reader import iter_tile_batches
 from geolabel.raster.tiling import tile_scene
-from geolabel.raster.zonal import ZonalAccumulator, zonal_class_stats
+from geolabel.raster.zonal import ParcelIdRaster, ZonalAccumulator, zonal_class_stats
 
 from .rasterdata import write_tif
 
@@ -228,3 +228,23 @@ class TestZonalAccumulator:
         )
         with pytest.raises(BandError, match="do not fit 3 classes"):
             acc.add_strip(0, probs[:2])
+
+
+class TestParcelIdRaster:
+    def test_whole_grid_equals_strips(self, sample_dir):
+        parcels = gpd.read_file(sample_dir / "city.gpkg", layer="parcels")
+        # A 2 m grid over the sample city: 256 x 256 px.
+        t = Affine(2.0, 0.0, 551_000.0, 0.0, -2.0, 4_182_512.0)
+        geoms = list(parcels.geometry.values) + [None]  # a missing geometry is skipped
+        whole = ParcelIdRaster(geoms, transform=t, width=256, height=256)
+        strips = ParcelIdRaster(geoms, transform=t, width=256, height=256, max_whole_pixels=0)
+        assert whole.rows(0, 256).max() == len(parcels)  # every parcel has a pixel
+        for row_off, rows in [(0, 37), (37, 64), (101, 155), (250, 6), (101, 155)]:
+            np.testing.assert_array_equal(whole.rows(row_off, rows), strips.rows(row_off, rows))
+
+    def test_later_parcel_wins_where_parcels_overlap(self):
+        geoms = [cell_box(0, 0, 6, 6), cell_box(3, 3, 10, 10)]
+        for limit in (0, 100):
+            ids = ParcelIdRaster(geoms, transform=T, width=10, height=10, max_whole_pixels=limit)
+            band = ids.rows(0, 10)
+            assert band[0, 0] == 1 and band[4, 4] == 2 and band[9, 9] == 2 and band[0, 9] == 0

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-from affine import Affine
-from rasterio.features import rasterize
-from shapely.geometry import mapping
 
 from geolabel.errors import InputFileError
 from geolabel.raster.tiling import Tile, TileGrid
+from geolabel.raster.zonal import ParcelIdRaster
 
 __all__ = ["ParcelEmbeddings", "load_embeddings", "save_embeddings", "tile_embeddings"]
 
@@ -53,53 +51,47 @@ def tile_embeddings(features: np.ndarray, valid: np.ndarray | None = None) -> np
 class ParcelEmbeddings:
     """Accumulate per-parcel means of encoder features, tile by tile.
 
-    Parcel ids are rasterised once per row of tiles (the full width of the grid, the rows the
-    tiles span), so a scene costs one rasterisation per tile row, not per tile.
+    Parcel ids come from a :class:`~geolabel.raster.zonal.ParcelIdRaster` on the grid: pass the
+    zonal statistics' (``ZonalAccumulator.id_raster``) to rasterize the parcels once for both.
 
     Args:
         grid: The grid the features' tiles belong to (the model-resolution grid).
         parcels: Parcel polygons with ``id_column`` (reprojected to the grid's CRS).
         id_column: Column of unique parcel ids.
+        id_raster: Parcel ordinals on ``grid`` for ``parcels`` in the same order; made here when
+            None.
     """
 
     def __init__(
-        self, grid: TileGrid, parcels: gpd.GeoDataFrame, *, id_column: str = "parcel_id"
+        self,
+        grid: TileGrid,
+        parcels: gpd.GeoDataFrame,
+        *,
+        id_column: str = "parcel_id",
+        id_raster: ParcelIdRaster | None = None,
     ) -> None:
         local = parcels.to_crs(grid.scene.crs) if parcels.crs is not None else parcels
         self.grid = grid
         self.ids = local[id_column].astype(str).tolist()
-        self._geoms = np.asarray(local.geometry.values, dtype=object)
-        self._shapes: dict[int, dict[str, object] | None] = {}
-        self._bounds = np.asarray(local.geometry.bounds.to_numpy(), dtype=np.float64)
+        if id_raster is None:
+            id_raster = ParcelIdRaster(
+                local.geometry.values,
+                transform=grid.transform,
+                width=grid.scene.width,
+                height=grid.scene.height,
+            )
+        elif id_raster.shape != (grid.scene.height, grid.scene.width):
+            raise ValueError(
+                f"The id raster is {id_raster.shape} but the grid is"
+                f" {(grid.scene.height, grid.scene.width)}."
+            )
+        self.id_raster = id_raster
         self._sum: np.ndarray | None = None
         self._count = np.zeros(len(self.ids), dtype=np.float64)
-        self._band: tuple[int, int, np.ndarray] | None = None
-
-    def _shape(self, k: int) -> dict[str, object] | None:
-        """Parcel ``k`` as GeoJSON, converted once (parcels span a few tile rows)."""
-        if k not in self._shapes:
-            g = self._geoms[k]
-            self._shapes[k] = None if g is None or g.is_empty else mapping(g)
-        return self._shapes[k]
 
     def _ids(self, tile: Tile) -> np.ndarray:
         """Parcel ordinals (1-based, 0 = none) of the pixels of a tile."""
-        if self._band is None or self._band[:2] != (tile.row_off, tile.height):
-            width = self.grid.scene.width
-            transform: Affine = self.grid.transform @ Affine.translation(0, tile.row_off)
-            x0, y0 = transform @ (0, 0)
-            x1, y1 = transform @ (width, tile.height)
-            b = self._bounds
-            hit = np.flatnonzero(
-                (b[:, 0] < max(x0, x1)) & (b[:, 2] > min(x0, x1))
-                & (b[:, 1] < max(y0, y1)) & (b[:, 3] > min(y0, y1))
-            )  # fmt: skip
-            shapes = [(g, int(k) + 1) for k in hit if (g := self._shape(int(k))) is not None]
-            band = np.zeros((tile.height, width), dtype=np.int32)
-            if shapes:
-                rasterize(shapes, out=band, transform=transform)
-            self._band = (tile.row_off, tile.height, band)
-        return self._band[2][:, tile.col_off : tile.col_end]
+        return self.id_raster.rows(tile.row_off, tile.height)[:, tile.col_off : tile.col_end]
 
     def add(self, tile: Tile, features: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Add one tile's ``(C, h, w)`` features (``valid``: ``(H, W)`` at the tile's size)."""

@@ -400,7 +400,9 @@ def predict_scene(
         ZonalAccumulator.for_grid(coarse, parcels, classes=classes) if parcels is not None else None
     )
     embed = (
-        ParcelEmbeddings(coarse, parcels) if parcels is not None and predictor.features else None
+        ParcelEmbeddings(coarse, parcels, id_raster=zonal.id_raster)
+        if zonal is not None and parcels is not None and predictor.features
+        else None
     )
     done = 0
     with (

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from affine import Affine
 from pyproj import CRS
 from rasterio.features import rasterize
@@ -40,9 +41,88 @@ from geolabel.raster._ops import argmax_max
 from geolabel.raster.io import RasterInfo, open_scene_info
 from geolabel.raster.tiling import TileGrid
 
-__all__ = ["ZonalAccumulator", "zonal_class_stats"]
+__all__ = ["ParcelIdRaster", "ZonalAccumulator", "zonal_class_stats"]
 
 _PREVIEW = 5
+_WHOLE_GRID_PIXELS = 16_000_000  # burn the whole grid at once up to this size (64 MB of int32)
+
+
+class ParcelIdRaster:
+    """Parcel ordinals (1-based in input order; 0 = no parcel) on one raster grid, by rows.
+
+    A grid of up to ``max_whole_pixels`` pixels is burned once, in one rasterization, and every
+    request is a view of it; a larger grid is burned per request, only with the parcels whose
+    bounds meet the requested rows, and the latest band is kept for the next request of the same
+    rows. Where parcels overlap, the later parcel wins. Zonal statistics and parcel embeddings of
+    one scene share one instance, so the parcels are rasterized once for both.
+
+    Args:
+        geoms: Parcel geometries in the grid's CRS (None or empty ones are skipped).
+        transform: Affine transform of the grid.
+        width: Grid columns.
+        height: Grid rows.
+        all_touched: Burn every pixel a parcel touches, not only pixels whose centre is inside.
+        max_whole_pixels: Largest grid burned whole.
+    """
+
+    def __init__(
+        self,
+        geoms: Sequence[object],
+        *,
+        transform: Affine,
+        width: int,
+        height: int,
+        all_touched: bool = False,
+        max_whole_pixels: int = _WHOLE_GRID_PIXELS,
+    ) -> None:
+        self.transform = transform
+        self.shape = (int(height), int(width))
+        self.all_touched = bool(all_touched)
+        self._geoms = np.asarray(list(geoms), dtype=object)
+        valid = np.array([g is not None and not g.is_empty for g in self._geoms], dtype=bool)
+        self._valid = valid
+        self._bounds = np.full((len(self._geoms), 4), np.nan)
+        if valid.any():
+            self._bounds[valid] = shapely.bounds(self._geoms[valid].astype(object))
+        self._whole: np.ndarray | None = None
+        self._band: tuple[int, int, np.ndarray] | None = None
+        if self.shape[0] * self.shape[1] <= max_whole_pixels:
+            self._whole = self._burn(0, self.shape[0])
+
+    def _burn(self, row_off: int, rows: int) -> np.ndarray:
+        t = self.transform @ Affine.translation(0, row_off)
+        width = self.shape[1]
+        xa, ya = t @ (0, 0)
+        xb, yb = t @ (width, rows)
+        left, right = min(xa, xb), max(xa, xb)
+        bottom, top = min(ya, yb), max(ya, yb)
+        b = self._bounds
+        with np.errstate(invalid="ignore"):
+            hit = (
+                self._valid
+                & (b[:, 0] < right)
+                & (b[:, 2] > left)
+                & (b[:, 1] < top)
+                & (b[:, 3] > bottom)
+            )
+        out = np.zeros((rows, width), dtype=np.int32)
+        which = np.flatnonzero(hit)
+        if len(which):
+            rasterize(
+                zip(self._geoms[which], (which + 1).tolist(), strict=True),
+                out=out,
+                transform=t,
+                all_touched=self.all_touched,
+            )
+        return out
+
+    def rows(self, row_off: int, rows: int) -> np.ndarray:
+        """Ordinals of rows ``row_off : row_off + rows`` (read-only; do not modify)."""
+        if self._whole is not None:
+            return self._whole[row_off : row_off + rows]
+        if self._band is None or self._band[:2] != (row_off, rows):
+            self._band = (row_off, rows, self._burn(row_off, rows))
+        return self._band[2]
 
 
 class ZonalAccumulator:
@@ -112,8 +192,6 @@ class ZonalAccumulator:
         self.id_column = id_column
         self.all_touched = bool(all_touched)
         self._ids = ids.tolist()
-        self._geoms = np.asarray(parcels.geometry.values, dtype=object)
-        self._bounds = np.asarray(parcels.geometry.bounds.to_numpy(), dtype=np.float64)
         n, c = len(self._ids), len(self.classes)
         x0, y0 = transform @ (0, 0)
         x1, y1 = transform @ (width, height)
@@ -123,7 +201,13 @@ class ZonalAccumulator:
                 f"None of the {n} parcels overlap the raster (bounds {grid_box.bounds} in {crs});"
                 " check that both are of the same place and that the parcels' CRS is right."
             )
-        self._valid_geom = np.array([g is not None and not g.is_empty for g in self._geoms])
+        self.id_raster = ParcelIdRaster(
+            parcels.geometry.values,
+            transform=transform,
+            width=width,
+            height=height,
+            all_touched=all_touched,
+        )
         self._count = np.zeros(n + 1, dtype=np.int64)
         self._class_count = np.zeros((n + 1) * c, dtype=np.int64)
         self._prob_sum = np.zeros((n + 1, c), dtype=np.float64)
@@ -162,33 +246,6 @@ class ZonalAccumulator:
             all_touched=all_touched,
         )
 
-    def _burn(self, row_off: int, rows: int) -> np.ndarray:
-        """Parcel ordinals (1-based; 0 = none) of rows ``row_off : row_off + rows``."""
-        t = self.transform @ Affine.translation(0, row_off)
-        width = self.shape[1]
-        xa, ya = t @ (0, 0)
-        xb, yb = t @ (width, rows)
-        left, right = min(xa, xb), max(xa, xb)
-        bottom, top = min(ya, yb), max(ya, yb)
-        b = self._bounds
-        hit = (
-            self._valid_geom
-            & (b[:, 0] < right)
-            & (b[:, 2] > left)
-            & (b[:, 1] < top)
-            & (b[:, 3] > bottom)
-        )
-        out = np.zeros((rows, width), dtype=np.int32)
-        which = np.flatnonzero(hit)
-        if len(which):
-            rasterize(
-                zip(self._geoms[which], (which + 1).tolist(), strict=True),
-                out=out,
-                transform=t,
-                all_touched=self.all_touched,
-            )
-        return out
-
     def add_strip(self, row_off: int, probs: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Add rows ``row_off : row_off + rows`` of the probability grid.
 
@@ -206,7 +263,7 @@ class ZonalAccumulator:
                 f"Probabilities of shape {probs.shape} do not fit {c} classes on a grid"
                 f" {self.shape[1]} px wide."
             )
-        ids = self._burn(row_off, probs.shape[1])
+        ids = self.id_raster.rows(row_off, probs.shape[1])
         keep = ids > 0
         if valid is not None:
             keep &= valid
