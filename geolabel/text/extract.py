@@ -38,6 +38,8 @@ from geolabel.text.records import (
 if TYPE_CHECKING:
     from spacy.language import Language
 
+    from geolabel.store import Project
+
 __all__ = [
     "IMPACT_COLUMNS",
     "LINK_COLUMNS",
@@ -47,6 +49,7 @@ __all__ = [
     "extract_files",
     "extract_notices",
     "iter_extract",
+    "link_project_notices",
     "links_frame",
     "parcel_impacts",
     "prelabel_notices",
@@ -538,3 +541,34 @@ def extract_files(
         model_version=model_version(pipeline),
     )
     return summary, results
+
+
+def link_project_notices(
+    project: Project, nlp: Language | None = None, *, batch_size: int = 64
+) -> int:
+    """Extract the entities of a project's stored notices and store their parcel links.
+
+    Args:
+        project: An open project with notices and parcels.
+        nlp: The pipeline; the shipped one when None.
+        batch_size: ``nlp.pipe`` batch size.
+
+    Returns:
+        Links added (0 when this pipeline version linked them before).
+    """
+    frame = project.notices()
+    if frame.empty:
+        return 0
+    nlp = nlp or shipped_pipeline()
+    records = [
+        NoticeRecord(
+            notice_id=str(r["notice_id"]),
+            text=str(r["text"]),
+            fields={k: v for k, v in r.items() if isinstance(k, str)},
+            source=f"{project.path}:notices:{n}",
+        )
+        for n, r in enumerate(frame.to_dict(orient="records"), start=1)
+    ]
+    results = extract_notices(records, nlp, Gazetteer.from_project(project), batch_size=batch_size)
+    return project.add_notice_links(links_frame(results), model_version=model_version(nlp))
+

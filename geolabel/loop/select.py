@@ -1,0 +1,288 @@
+"""Active learning: which items to label next, as weighted scorers and a spatially diverse batch.
+
+Each scorer maps the candidate pool (one row per unlabeled item) to a value in [0, 1], higher
+meaning "human time is worth more here":
+
+``random``
+    A uniform draw: the baseline every other strategy must beat.
+``least_confidence``
+    ``1 - confidence`` of the calibrated pre-label.
+``margin``
+    ``1 - (p_top1 - p_top2)``.
+``entropy``
+    Entropy of the pre-label probabilities over ``log(K)``.
+``boundary``
+    Items close to a decision boundary between two classes: ``max(0, 1 - margin / 0.2)``, so
+    only near-ties score (unlike ``margin``, which ranks every item).
+``novelty``
+    How unlike the labeled set an item is: the cosine distance of its embedding (pooled encoder
+    features, :mod:`geolabel.prelabel.embeddings`) to the nearest labeled item, as a percentile
+    among the candidates; items of a district with no label yet score 1.
+``impact``
+    Items that matter beyond the map: named in municipal notices (``impact`` column: number of
+    notice links) and large parcels (``area_m2``), as percentiles averaged; a user's own hook
+    (``impact_fn``) may add a column of its own.
+
+:func:`combined_score` ranks the pool by the weighted mean of the scores (each score as a
+percentile among the candidates first, so scales do not matter), and :func:`diverse_batch`
+takes the best items greedily, skipping any closer than a minimum distance to one already
+taken (relaxed by halves when the batch cannot be filled), so one round does not spend itself
+on one block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from geolabel.errors import ColumnError, ConfigError
+
+__all__ = [
+    "SCORERS",
+    "combined_score",
+    "diverse_batch",
+    "score_pool",
+]
+
+_BOUNDARY_MARGIN: Final = 0.2
+
+
+def _percentile(values: pd.Series) -> pd.Series:
+    """Rank as a fraction in [0, 1] (ties share their average rank); a constant gives 0.5."""
+    if len(values) <= 1 or values.nunique(dropna=True) <= 1:
+        return pd.Series(0.5, index=values.index)
+    return (values.rank(method="average") - 1.0) / (len(values) - 1.0)
+
+
+def _need(pool: pd.DataFrame, columns: tuple[str, ...], scorer: str) -> None:
+    missing = [c for c in columns if c not in pool.columns]
+    if missing:
+        raise ColumnError(
+            f"The {scorer!r} scorer needs column(s) {', '.join(missing)} in the candidate pool"
+            f" (columns: {', '.join(map(str, pool.columns))}); pre-label the items first"
+            " (`geolabel prelabel`)."
+        )
+
+
+def _random(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
+    return pd.Series(ctx.rng.random(len(pool)), index=pool.index)
+
+
+def _least_confidence(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
+    _need(pool, ("confidence",), "least_confidence")
+    return 1.0 - pool["confidence"].astype(float)
+
+
+def _margin(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
+    _need(pool, ("margin",), "margin")
+    return 1.0 - pool["margin"].astype(float)
+
+
+def _entropy(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
+    _need(pool, ("entropy",), "entropy")
+    k = max(2, ctx.n_classes)
+    return (pool["entropy"].astype(float) / np.log(k)).clip(0.0, 1.0)
+
+
+def _boundary(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
+    _need(pool, ("margin",), "boundary")
+    return (1.0 - pool["margin"].astype(float) / _BOUNDARY_MARGIN).clip(lower=0.0)
+
+
+def _novelty(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
+    score = pd.Series(0.5, index=pool.index)
+    if ctx.embeddings is not None and ctx.labeled_items:
+        emb = ctx.embeddings
+        have = [i for i in pool["item"] if i in emb.index]
+        labeled = [i for i in ctx.labeled_items if i in emb.index]
+        if have and labeled:
+            a = _unit(emb.loc[have].to_numpy(np.float64))
+            b = _unit(emb.loc[labeled].to_numpy(np.float64))
+            nearest = 1.0 - (a @ b.T).max(axis=1)
+            dist = pd.Series(nearest, index=have)
+            mapped = pool["item"].map(dist)
+            score = _percentile(mapped.fillna(mapped.median() if mapped.notna().any() else 0.0))
+    if "district" in pool.columns and ctx.labeled_districts is not None:
+        new = ~pool["district"].isin(ctx.labeled_districts) & pool["district"].notna()
+        score = score.where(~new, 1.0)
+    return score
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
+def _impact(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
+    parts = []
+    if "impact" in pool.columns:
+        parts.append(_percentile(pool["impact"].astype(float).fillna(0.0)))
+    if "area_m2" in pool.columns:
+        parts.append(_percentile(pool["area_m2"].astype(float).fillna(0.0)))
+    if ctx.impact_fn is not None:
+        extra = pd.Series(ctx.impact_fn(pool), index=pool.index, dtype=float)
+        parts.append(_percentile(extra.fillna(0.0)))
+    if not parts:
+        raise ColumnError(
+            "The 'impact' scorer needs an 'impact' (notice links) or 'area_m2' column, or an"
+            " impact_fn; none is there."
+        )
+    return sum(parts[1:], parts[0]) / len(parts)
+
+
+class _Context:
+    """What scorers may look at beyond the pool."""
+
+    def __init__(
+        self,
+        *,
+        rng: np.random.Generator,
+        n_classes: int,
+        embeddings: pd.DataFrame | None,
+        labeled_items: list[str],
+        labeled_districts: set[str] | None,
+        impact_fn: Callable[[pd.DataFrame], object] | None,
+    ) -> None:
+        self.rng = rng
+        self.n_classes = n_classes
+        self.embeddings = embeddings
+        self.labeled_items = labeled_items
+        self.labeled_districts = labeled_districts
+        self.impact_fn = impact_fn
+
+
+SCORERS: Final[Mapping[str, Callable[[pd.DataFrame, _Context], pd.Series]]] = {
+    "random": _random,
+    "least_confidence": _least_confidence,
+    "margin": _margin,
+    "entropy": _entropy,
+    "boundary": _boundary,
+    "novelty": _novelty,
+    "impact": _impact,
+}
+"""The scorers by name (see the module docstring)."""
+
+
+def score_pool(
+    pool: pd.DataFrame,
+    weights: Mapping[str, float],
+    *,
+    n_classes: int,
+    seed: int = 0,
+    embeddings: pd.DataFrame | None = None,
+    labeled_items: list[str] | None = None,
+    labeled_districts: set[str] | None = None,
+    impact_fn: Callable[[pd.DataFrame], object] | None = None,
+) -> pd.DataFrame:
+    """Every weighted scorer's value per candidate, and their combination.
+
+    Args:
+        pool: One row per candidate: ``item`` and the columns the weighted scorers need.
+        weights: Scorer name -> non-negative weight; zero weights are skipped.
+        n_classes: Number of classes (entropy normalisation).
+        seed: Seed of the ``random`` scorer.
+        embeddings: Item-indexed embedding rows (``novelty``).
+        labeled_items: Items already labeled (``novelty``).
+        labeled_districts: Districts with a label already (``novelty``).
+        impact_fn: The user's impact hook: pool -> one number per row (``impact``).
+
+    Returns:
+        The pool's ``item`` and one column per used scorer plus ``score`` (the weighted mean of
+        the scorers' percentiles), in pool order.
+
+    Raises:
+        ConfigError: Unknown scorer or no positive weight.
+        ColumnError: The pool lacks ``item`` or a scorer's column.
+    """
+    if "item" not in pool.columns:
+        raise ColumnError("The candidate pool needs an 'item' column.")
+    unknown = sorted(set(weights) - set(SCORERS))
+    if unknown:
+        raise ConfigError(
+            f"Unknown selection scorer(s) {', '.join(unknown)}; use {', '.join(sorted(SCORERS))}."
+        )
+    used = {k: float(w) for k, w in weights.items() if w > 0}
+    if not used:
+        raise ConfigError("Selection needs at least one scorer with a positive weight.")
+    ctx = _Context(
+        rng=np.random.default_rng([seed, 7]),
+        n_classes=n_classes,
+        embeddings=embeddings,
+        labeled_items=list(labeled_items or []),
+        labeled_districts=labeled_districts,
+        impact_fn=impact_fn,
+    )
+    frame = pd.DataFrame({"item": pool["item"].astype(str).to_numpy()}, index=pool.index)
+    total = pd.Series(0.0, index=pool.index)
+    for name, weight in used.items():
+        values = SCORERS[name](pool, ctx).astype(float)
+        frame[name] = values
+        total += weight * _percentile(values)
+    frame["score"] = total / sum(used.values())
+    return frame.reset_index(drop=True)
+
+
+def combined_score(pool: pd.DataFrame, weights: Mapping[str, float], **kwargs: object) -> pd.Series:
+    """The combined score alone, indexed by item (see :func:`score_pool`)."""
+    scored = score_pool(pool, weights, **kwargs)  # type: ignore[arg-type]
+    return pd.Series(scored["score"].to_numpy(), index=scored["item"], name="score")
+
+
+def diverse_batch(
+    scores: pd.Series,
+    xy: pd.DataFrame,
+    n: int,
+    *,
+    min_distance: float,
+) -> list[str]:
+    """The ``n`` best-scored items, no two closer than ``min_distance`` where possible.
+
+    Greedy in score order; when fewer than ``n`` items pass, the distance is halved and the
+    remaining items are tried again (down to zero), so a batch is always filled when the pool
+    is large enough.
+
+    Args:
+        scores: Item -> score (higher first; ties in item order).
+        xy: Item-indexed ``x``, ``y`` coordinates in metres (projected CRS).
+        n: Batch size.
+        min_distance: Smallest distance between two chosen items, in the units of ``xy``.
+
+    Returns:
+        Chosen items, best first.
+
+    Raises:
+        ColumnError: ``xy`` lacks an item of ``scores`` or the ``x``/``y`` columns.
+    """
+    if n <= 0 or scores.empty:
+        return []
+    if not {"x", "y"} <= set(xy.columns):
+        raise ColumnError("diverse_batch needs item-indexed 'x' and 'y' columns.")
+    missing = scores.index.difference(xy.index)
+    if len(missing):
+        raise ColumnError(
+            f"{len(missing)} scored item(s) have no coordinates, e.g. {missing[0]!r}."
+        )
+    order = scores.sort_values(ascending=False, kind="stable").index
+    pts = xy.loc[order, ["x", "y"]].to_numpy(np.float64)
+    chosen: list[int] = []
+    taken = np.zeros(len(order), dtype=bool)
+    distance = float(min_distance)
+    while len(chosen) < min(n, len(order)):
+        for k in range(len(order)):
+            if taken[k]:
+                continue
+            if chosen and distance > 0:
+                d = np.hypot(*(pts[chosen] - pts[k]).T)
+                if d.min() < distance:
+                    continue
+            chosen.append(k)
+            taken[k] = True
+            if len(chosen) == n:
+                break
+        if distance == 0:
+            break
+        distance = distance / 2 if distance > 1e-3 else 0.0
+    return [str(order[k]) for k in chosen]
