@@ -12,13 +12,18 @@ __all__ = [
     "AggregationWarning",
     "AnnotationImportError",
     "AssignmentError",
+    "AuditError",
     "BandError",
     "CRSMismatchError",
+    "ClusterError",
     "ColumnError",
+    "ConfigError",
     "EncodingError",
+    "FetchError",
     "GeolabelDeprecationWarning",
     "GeolabelError",
     "GeometryError",
+    "IngestConfigError",
     "InputFileError",
     "LabelError",
     "LayerError",
@@ -30,8 +35,12 @@ __all__ = [
     "PipelineError",
     "ProjectExistsError",
     "ProjectNotFoundError",
+    "QueryError",
     "RasterReadError",
     "ReprojectionWarning",
+    "ReviewConflictError",
+    "ReviewError",
+    "ReviewerAuthError",
     "SpanError",
     "StoreError",
     "TaxonomyError",
@@ -104,6 +113,14 @@ class EncodingError(InputFileError):
     """A text file is not UTF-8 (the message names the file, the byte and a likely encoding)."""
 
 
+class IngestConfigError(GeolabelError, ValueError):
+    """An ingest source list or field mapping is wrong (unknown kind, missing location...)."""
+
+
+class FetchError(GeolabelError, OSError):
+    """A portal could not be read: HTTP errors, timeouts or malformed pages after every retry."""
+
+
 class SpanError(GeolabelError, ValueError):
     """An entity span does not fit its text (offsets out of range, text mismatch, bad label)."""
 
@@ -132,6 +149,18 @@ class ModelMismatchError(GeolabelError, ValueError):
     """A model does not fit the data or taxonomy it is asked to work on (retrain it)."""
 
 
+class ReviewError(GeolabelError, ValueError):
+    """An expert decision or taxonomy proposal cannot be recorded or applied as given."""
+
+
+class ReviewConflictError(ReviewError):
+    """Someone else decided the item since it was loaded; reload it and decide again."""
+
+
+class ReviewerAuthError(GeolabelError, PermissionError):
+    """A write came without a reviewer token, or with a token that is not known."""
+
+
 class NotFittedError(GeolabelError, AttributeError):
     """Fitted state was read before ``fit`` was called."""
 
@@ -140,8 +169,24 @@ class AggregationError(GeolabelError, ValueError):
     """Annotations cannot be aggregated or scored as given (empty, one annotator, no gold...)."""
 
 
+class QueryError(GeolabelError, ValueError):
+    """A parcel query filter names an unknown class, district, POI category or value."""
+
+
+class ClusterError(GeolabelError, RuntimeError):
+    """A Dask scheduler cannot be reached, or a task failed on a worker."""
+
+
 class AssignmentError(GeolabelError, ValueError):
     """Tasks cannot be assigned as asked (too few annotators for the redundancy, no gold...)."""
+
+
+class ConfigError(GeolabelError, ValueError):
+    """A settings file or value of the labeling loop is missing, unknown or out of range."""
+
+
+class AuditError(GeolabelError, ValueError):
+    """An audit cannot be planned, drawn or recorded as given (bad sizes, unknown stratum...)."""
 
 
 class NoDataWarning(UserWarning):

@@ -35,6 +35,10 @@ table                     columns (besides ``fid``)
                           model_version, created_at; unique (notice_id, item_id, entity_start,
                           entity_end, model_version). Created on first use by
                           ``add_notice_links`` (geolabel.text); append-only
+``audits``                audit_id (unique), item_id, stratum, label (the label checked),
+                          audited_label, auditor_id, correct (0/1), round_id, created_at.
+                          Created on first use by ``add_audits`` (geolabel.loop.audit);
+                          append-only
 ``taxonomy_versions``     name, version, sha256, yaml, created_at; unique (name, version)
 ``predictions``           item_id, model_version, label, confidence, probas (JSON object),
                           taxonomy_name, taxonomy_version, created_at; unique (item_id,
@@ -117,6 +121,7 @@ __all__ = [
     "Project",
     "ProjectSummary",
     "annotation_id_for",
+    "ensure_table",
 ]
 
 SCHEMA_VERSION = 1
@@ -1821,6 +1826,121 @@ class Project:
             "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 0)"
         )
 
+    # ---------------------------------------------------------------- audits (geolabel.loop.audit)
+
+    def add_audits(self, df: pd.DataFrame, *, round_id: int | None = None) -> int:
+        """Store audit results; append-only, and storing the same results again adds nothing.
+
+        The ``audits`` table is created on first use (projects made before it existed get it
+        then), like ``notice_links``. Auditors are added as annotators of kind ``auditor``.
+
+        Args:
+            df: Columns ``item``, ``stratum``, ``audited_label``, ``auditor``, ``correct``
+                (bool), optional ``label`` (the label that was checked) -- checked by
+                :func:`geolabel.loop.audit.record_audit`.
+            round_id: The round the audit belongs to.
+
+        Returns:
+            Number of audit rows added.
+
+        Raises:
+            ColumnError: A column is missing or a value is blank.
+            StoreError: An item or the round is not in the project.
+        """
+        what = "add_audits"
+        required = ("item", "stratum", "audited_label", "auditor", "correct")
+        _require_columns(df, required, ("label",), what)
+        rows = []
+        for record in df.to_dict(orient="records"):
+            if any(_is_missing(record.get(c)) for c in required):
+                raise ColumnError(f"{what}: blank value in the audit of {record.get('item')!r}.")
+            label = None if _is_missing(record.get("label")) else _text(record.get("label"))
+            key = (
+                _text(record["item"]),
+                _text(record["stratum"]),
+                label,
+                _text(record["audited_label"]),
+                _text(record["auditor"]),
+                int(bool(record["correct"])),
+            )
+            audit_id = hashlib.sha256(_dumps([*key, round_id]).encode()).hexdigest()[:32]
+            rows.append((audit_id, *key))
+        now = _utc_now()
+        with self._write() as con:
+            self._ensure_audits(con)
+            self._require_items(con, (r[1] for r in rows), what)
+            self._require_round(con, round_id)
+            self._ensure_annotators(con, (r[5] for r in rows), "auditor", now)
+            cursor = con.executemany(
+                "INSERT OR IGNORE INTO audits (audit_id, item_id, stratum, label, audited_label, "
+                "auditor_id, correct, round_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*r, round_id, now) for r in rows],
+            )
+            added = max(cursor.rowcount, 0)
+            if added:
+                _touch(con, "audits")
+        return added
+
+    def audits(self, round_id: int | None = None) -> pd.DataFrame:
+        """Return stored audit results.
+
+        Args:
+            round_id: Only this round's audits.
+
+        Returns:
+            Columns ``item``, ``stratum``, ``label``, ``audited_label``, ``auditor``,
+            ``correct`` (bool), ``round_id``, ``created_at`` (empty when none was stored).
+        """
+        columns = (
+            "item", "stratum", "label", "audited_label", "auditor", "correct", "round_id",
+            "created_at",
+        )  # fmt: skip
+        with self._read() as con:
+            exists = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audits'"
+            ).fetchone()
+        if exists is None:
+            return pd.DataFrame(columns=list(columns)).astype({"correct": "bool"})
+        return self._frame(
+            "SELECT item_id, stratum, label, audited_label, auditor_id, correct, round_id, "
+            "created_at FROM audits WHERE ?1 IS NULL OR round_id = ?1 ORDER BY fid",
+            (round_id,),
+            columns=columns,
+            dtypes={"correct": "bool", "round_id": "Int64"},
+        )
+
+    @staticmethod
+    def _ensure_audits(con: sqlite3.Connection) -> None:
+        """Create the ``audits`` table, its triggers and its registration if missing."""
+        if con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audits'"
+        ).fetchone():
+            return
+        con.execute(
+            """CREATE TABLE audits (
+                fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+                audit_id TEXT NOT NULL UNIQUE,
+                item_id TEXT NOT NULL REFERENCES items (item_id),
+                stratum TEXT NOT NULL,
+                label TEXT,
+                audited_label TEXT NOT NULL,
+                auditor_id TEXT NOT NULL REFERENCES annotators (annotator_id),
+                correct INTEGER NOT NULL CHECK (correct IN (0, 1)),
+                round_id INTEGER REFERENCES rounds (round_id),
+                created_at TEXT NOT NULL
+            )"""
+        )
+        con.execute("CREATE INDEX audits_item ON audits (item_id)")
+        con.execute("CREATE INDEX audits_round ON audits (round_id, stratum)")
+        for sql in _append_only_triggers("audits"):
+            con.execute(sql)
+        con.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+            "last_change, srs_id) VALUES ('audits', 'attributes', 'audits', "
+            "'geolabel audit results per sampled item (append-only)', "
+            "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 0)"
+        )
+
     def import_annotations_csv(
         self,
         path: str | os.PathLike[str],
@@ -2729,3 +2849,69 @@ def _truthy(value: object) -> bool:
     if text in ("0", "false", "f", "no", "n"):
         return False
     raise ValueError(f"{value!r} is not a boolean")
+
+
+# --------------------------------------------------------------------------------------------
+# Extension tables (used by geolabel.ingest; any module may add its own plain tables this way)
+# --------------------------------------------------------------------------------------------
+
+
+def ensure_table(
+    con: sqlite3.Connection,
+    name: str,
+    columns: str,
+    *,
+    description: str,
+    append_only: bool = False,
+    indexes: Sequence[str] = (),
+) -> bool:
+    """Create a plain table registered as a GeoPackage ``attributes`` table, if it is missing.
+
+    For modules that keep their own tables in the project (``geolabel.ingest``): the table
+    gets the ``fid`` primary key every geolabel table has, is listed in ``gpkg_contents`` so
+    QGIS shows it, and, with ``append_only``, the same triggers as annotations. Call it on
+    the connection of an open :meth:`Project.transaction`, so the table appears with the
+    first rows written to it, or not at all.
+
+    Args:
+        con: The connection of an open transaction.
+        name: Table name (letters, digits, underscores; not a core geolabel table).
+        columns: Column definitions after ``fid`` (``"pull_id TEXT NOT NULL, ..."``).
+        description: What the table holds, for ``gpkg_contents``.
+        append_only: Refuse updates and deletes of its rows.
+        indexes: ``CREATE INDEX`` statements run when the table is created.
+
+    Returns:
+        True when the table was created, False when it existed.
+
+    Raises:
+        StoreError: The name is not valid or is reserved.
+    """
+    if (
+        not _LAYER_NAME.match(name)
+        or name.lower() in TABLES
+        or name.lower().startswith(_RESERVED_PREFIXES)
+    ):
+        raise StoreError(
+            f"Table name {name!r} is not valid or is reserved for geolabel or GeoPackage tables."
+        )
+    exists = con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    if exists:
+        return False
+    con.execute(
+        f"CREATE TABLE {_quote(name)} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, {columns})"
+    )
+    for sql in indexes:
+        con.execute(sql)
+    if append_only:
+        for sql in _append_only_triggers(name):
+            con.execute(sql)
+    con.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+        "last_change, srs_id) VALUES (?, 'attributes', ?, ?, "
+        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), 0)",
+        (name, name, description),
+    )
+    return True

@@ -10,12 +10,21 @@ from geolabel import __version__
 from geolabel.cli import (
     aggregate,
     annotators,
+    export,
+    hotspots,
     imports,
     info,
+    ingest,
     init,
+    loop,
+    map,
     notices,
     prelabel,
+    query,
+    review,
+    reviewers,
     sample,
+    serve,
     taxonomy,
     tile,
     train,
@@ -55,13 +64,24 @@ app.command("sample")(sample.sample)
 app.command("init")(init.init)
 app.command("info")(info.info)
 app.command("import")(imports.import_annotations)
+app.command("export")(export.export)
 app.command("aggregate")(aggregate.aggregate)
 app.command("annotators")(annotators.annotators)
 app.command("tile")(tile.tile)
 app.command("train")(train.train)
 app.command("prelabel")(prelabel.prelabel)
+app.command("query")(query.query)
+app.command("demo")(loop.demo)
+app.command("round")(loop.round_cmd)
+app.command("plan")(loop.plan_cmd)
 app.add_typer(taxonomy.app, name="taxonomy")
 app.add_typer(notices.app, name="notices")
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(review.app, name="review")
+app.command("map")(map.map_command)
+app.command("hotspots")(hotspots.hotspots)
+app.add_typer(reviewers.app, name="reviewers")
+app.command("serve")(serve.serve)
 
 
 def main() -> None:
