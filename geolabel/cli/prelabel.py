@@ -45,6 +45,14 @@ def prelabel(
         int | None,
         typer.Option("--threads", min=1, help="Torch threads (default: the free cores less one)."),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Run the scenes on Dask: 'local' (a LocalCluster of one process per core) or a"
+            " scheduler address such as tcp://10.0.0.5:8786. Default: here, one after another.",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Predict class and confidence maps, pool them per parcel and store the pre-labels."""
@@ -74,6 +82,7 @@ def prelabel(
             precision="bf16" if precision is PrecisionChoice.bf16 else "fp32",
             num_threads=threads,
             progress=tick,
+            scheduler=scheduler,
         )
     if json_out:
         print_json(report)

@@ -40,6 +40,7 @@ from geolabel.errors import (
 
 __all__ = [
     "REQUIRED_COLUMNS",
+    "AnnotationsInput",
     "BaseAggregator",
     "EMAggregator",
     "EncodedAnnotations",
@@ -125,6 +126,11 @@ class EncodedAnnotations:
 
     def __len__(self) -> int:
         return int(self.item.shape[0])
+
+
+AnnotationsInput: TypeAlias = pd.DataFrame | EncodedAnnotations
+"""Votes as a frame (``item``, ``annotator``, ``label``), or already encoded (streamed from a
+store by :func:`geolabel.crowd.stream.read_encoded_annotations`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +285,7 @@ def _encode_labels(
 
 
 def encode_annotations(
-    annotations: pd.DataFrame,
+    annotations: AnnotationsInput,
     *,
     classes: Sequence[Hashable] | None = None,
     on_unknown: Literal["reject", "map"] = "reject",
@@ -314,6 +320,8 @@ def encode_annotations(
     Warns:
         AggregationWarning: When duplicate ``(item, annotator)`` votes were dropped.
     """
+    if isinstance(annotations, EncodedAnnotations):
+        return _check_encoded(annotations, classes, min_annotators, who)
     frame = _check_frame(annotations)
     label_codes, class_index, n_mapped = _encode_labels(
         frame["label"], classes, on_unknown, label_map
@@ -321,13 +329,7 @@ def encode_annotations(
     item_codes, items = _factorize(frame["item"])
     annotator_codes, annotators = _factorize(frame["annotator"])
     if len(annotators) < min_annotators:
-        only = _preview(annotators.tolist())
-        raise AggregationError(
-            f"{who} needs annotations from at least {min_annotators} annotators, but all "
-            f"{len(frame)} vote(s) come from {only}: with a single annotator there is no "
-            "overlap to estimate reliability from. Use MajorityVote (which returns that "
-            "annotator's labels), or collect votes from more annotators."
-        )
+        raise AggregationError(_too_few_annotators(who, min_annotators, len(frame), annotators))
     key = item_codes.astype(np.int64) * max(len(annotators), 1) + annotator_codes
     order = np.argsort(key, kind="stable")
     n_duplicates = int(np.count_nonzero(np.diff(key[order]) == 0))
@@ -363,6 +365,40 @@ def encode_annotations(
         n_duplicates=n_duplicates,
         n_mapped=n_mapped,
     )
+
+
+def _too_few_annotators(who: str, min_annotators: int, n_votes: int, annotators: pd.Index) -> str:
+    only = _preview(annotators.tolist())
+    return (
+        f"{who} needs annotations from at least {min_annotators} annotators, but all "
+        f"{n_votes} vote(s) come from {only}: with a single annotator there is no "
+        "overlap to estimate reliability from. Use MajorityVote (which returns that "
+        "annotator's labels), or collect votes from more annotators."
+    )
+
+
+def _check_encoded(
+    encoded: EncodedAnnotations,
+    classes: Sequence[Hashable] | None,
+    min_annotators: int,
+    who: str,
+) -> EncodedAnnotations:
+    """Accept pre-encoded annotations when their classes are the estimator's."""
+    if classes is not None and list(encoded.classes) != list(classes):
+        raise LabelError(
+            f"{who}: the encoded annotations use the classes {list(encoded.classes)}, not "
+            f"{list(classes)}; encode them with the estimator's classes."
+        )
+    if len(encoded) == 0:
+        raise AggregationError(
+            "No annotations to aggregate: the encoded annotations hold 0 votes. Import "
+            "annotations first (geolabel import PROJECT votes.csv)."
+        )
+    if encoded.n_annotators < min_annotators:
+        raise AggregationError(
+            _too_few_annotators(who, min_annotators, len(encoded), encoded.annotators)
+        )
+    return encoded
 
 
 def _keep_latest(frame: pd.DataFrame, key: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, str]:
@@ -739,7 +775,7 @@ class EMAggregator(BaseAggregator):
 
     def fit(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: GoldInput = None,
         item_prior: pd.DataFrame | None = None,
     ) -> Self:
@@ -757,7 +793,7 @@ class EMAggregator(BaseAggregator):
 
     def fit_predict(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: GoldInput = None,
         item_prior: pd.DataFrame | None = None,
     ) -> pd.Series:
@@ -775,7 +811,7 @@ class EMAggregator(BaseAggregator):
 
     def fit_predict_proba(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: GoldInput = None,
         item_prior: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
@@ -793,7 +829,7 @@ class EMAggregator(BaseAggregator):
 
     def _prepare(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: GoldInput,
         item_prior: pd.DataFrame | None,
     ) -> tuple[EncodedAnnotations, GoldCodes | None, ItemPrior | None]:

@@ -25,6 +25,7 @@ from geolabel.crowd.glad import GLAD
 from geolabel.crowd.majority_vote import MajorityVote
 from geolabel.crowd.one_coin import OneCoinDawidSkene
 from geolabel.crowd.reliability import ReliabilityReport, reliability_report
+from geolabel.crowd.stream import DEFAULT_CHUNKSIZE, read_encoded_annotations, vote_ids
 from geolabel.crowd.wmv import WeightedMajorityVote
 from geolabel.errors import (
     AggregationError,
@@ -223,14 +224,6 @@ def _item_prior(project: Project, model_version: str, classes: list[str]) -> pd.
     return frame.reindex(columns=[c for c in frame.columns if c in classes])
 
 
-def _kept_votes(annotations: pd.DataFrame) -> pd.DataFrame:
-    """Drop duplicate (item, annotator) votes as the estimators do: keep the latest."""
-    order = pd.to_datetime(annotations["created_at"], utc=True, errors="coerce", format="mixed")
-    ranked = annotations.assign(_t=order, _row=np.arange(len(annotations)))
-    ranked = ranked.sort_values(["_t", "_row"], kind="stable", na_position="first")
-    return ranked.drop_duplicates(["item", "annotator"], keep="last")
-
-
 def aggregate_project(
     project: Project,
     *,
@@ -241,6 +234,7 @@ def aggregate_project(
     kind: str = "parcel",
     round_id: int | None = None,
     write: bool = True,
+    chunksize: int = DEFAULT_CHUNKSIZE,
 ) -> ConsensusResult:
     """Aggregate a project's annotations and append the consensus with its provenance.
 
@@ -258,6 +252,8 @@ def aggregate_project(
         kind: Item kind whose annotations to aggregate (``parcel``, ``poi``...).
         round_id: Round to record with the consensus.
         write: Append the rows (False: compute and report only).
+        chunksize: Annotations read per chunk: the votes are streamed from the store into
+            integer codes (:mod:`geolabel.crowd.stream`), never held as one frame.
 
     Returns:
         What was decided (and stored).
@@ -271,7 +267,6 @@ def aggregate_project(
     taxonomy = project.current_taxonomy()
     classes = list(taxonomy.parcel_class_ids if kind == "parcel" else taxonomy.class_ids)
     model = make_aggregator(method, classes, label_map=label_map)
-    annotations = project.annotations(kind=kind)
     prior = None
     if model_version is not None:
         if not isinstance(model, EMAggregator):
@@ -282,22 +277,30 @@ def aggregate_project(
         prior = _item_prior(project, model_version, classes)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AggregationWarning)
+        streamed = read_encoded_annotations(
+            project,
+            kind=kind,
+            classes=classes,
+            on_unknown="map" if label_map is not None else "reject",
+            label_map=label_map,
+            chunksize=chunksize,
+        )
+        encoded = streamed.encoded
         if isinstance(model, EMAggregator):
-            model.fit(annotations, gold, prior)
+            model.fit(encoded, gold, prior)
         elif isinstance(model, MajorityVote | WeightedMajorityVote):
-            model.fit(annotations, gold)
+            model.fit(encoded, gold)
     for warning in caught:  # pass them on to the caller
         warnings.warn(warning.message, AggregationWarning, stacklevel=2)
     probas = model.probas_
     labels = model.labels_
-    kept = _kept_votes(annotations)
-    votes = kept.groupby("item", sort=False)["annotation_id"].agg(list)
+    votes = pd.Series(vote_ids(project, streamed, kind=kind, chunksize=chunksize), dtype=object)
     frame = pd.DataFrame(
         {
             "item": labels.index.astype(str),
             "label": labels.astype(str).to_numpy(),
             "confidence": np.clip(probas.to_numpy().max(axis=1), 0.0, 1.0),
-            "votes": votes.reindex(labels.index).to_numpy(),
+            "votes": votes.to_numpy(),
         }
     )
     n_gold = 0
@@ -318,11 +321,11 @@ def aggregate_project(
     return ConsensusResult(
         method=METHODS[method],
         n_items=len(frame),
-        n_votes=len(kept),
-        n_annotators=int(kept["annotator"].nunique()),
+        n_votes=len(encoded),
+        n_annotators=encoded.n_annotators,
         n_gold=n_gold,
         n_duplicates=int(model.n_duplicates_),
-        n_mapped=int(annotations["label"].map(lambda v: v not in classes).sum()),
+        n_mapped=encoded.n_mapped,
         taxonomy=f"{taxonomy.name} v{taxonomy.version}",
         model_version=model_version,
         round_id=round_id,

@@ -69,6 +69,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from geolabel.crowd.base import (
+    AnnotationsInput,
     EMAggregator,
     EncodedAnnotations,
     GoldCodes,
@@ -219,7 +220,7 @@ class DawidSkene(EMAggregator):
 
     def fit(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: GoldInput = None,
         item_prior: pd.DataFrame | None = None,
     ) -> Self:

@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from geolabel.crowd.base import (
+    AnnotationsInput,
     EMAggregator,
     EncodedAnnotations,
     GoldCodes,
@@ -282,7 +283,7 @@ class GLAD(EMAggregator):
 
     def fit(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: GoldInput = None,
         item_prior: pd.DataFrame | None = None,
     ) -> Self:

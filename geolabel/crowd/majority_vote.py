@@ -24,7 +24,13 @@ from typing import Literal, Self
 import numpy as np
 import pandas as pd
 
-from geolabel.crowd.base import BaseAggregator, clamp_gold, encode_annotations, encode_gold
+from geolabel.crowd.base import (
+    AnnotationsInput,
+    BaseAggregator,
+    clamp_gold,
+    encode_annotations,
+    encode_gold,
+)
 from geolabel.errors import AggregationWarning
 
 __all__ = ["MajorityVote", "vote_counts"]
@@ -96,7 +102,7 @@ class MajorityVote(BaseAggregator):
 
     def fit(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: pd.Series | pd.DataFrame | Mapping[Hashable, Hashable] | None = None,
     ) -> Self:
         """Count votes per item.
@@ -143,7 +149,7 @@ class MajorityVote(BaseAggregator):
 
     def fit_predict(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: pd.Series | pd.DataFrame | Mapping[Hashable, Hashable] | None = None,
     ) -> pd.Series:
         """Fit and return ``labels_``.
@@ -159,7 +165,7 @@ class MajorityVote(BaseAggregator):
 
     def fit_predict_proba(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: pd.Series | pd.DataFrame | Mapping[Hashable, Hashable] | None = None,
     ) -> pd.DataFrame:
         """Fit and return ``probas_``.

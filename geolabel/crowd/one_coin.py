@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from geolabel.crowd.base import (
+    AnnotationsInput,
     EMAggregator,
     EncodedAnnotations,
     GoldCodes,
@@ -149,7 +150,7 @@ class OneCoinDawidSkene(EMAggregator):
 
     def fit(
         self,
-        annotations: pd.DataFrame,
+        annotations: AnnotationsInput,
         gold: GoldInput = None,
         item_prior: pd.DataFrame | None = None,
     ) -> Self:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from geolabel.crowd.base import (
+    AnnotationsInput,
     BaseAggregator,
     GoldInput,
     check_number,
@@ -94,7 +95,7 @@ class WeightedMajorityVote(BaseAggregator):
         self.on_unknown = on_unknown
         self.label_map = label_map
 
-    def fit(self, annotations: pd.DataFrame, gold: GoldInput = None) -> Self:
+    def fit(self, annotations: AnnotationsInput, gold: GoldInput = None) -> Self:
         """Weigh and count votes per item.
 
         Args:
@@ -176,7 +177,7 @@ class WeightedMajorityVote(BaseAggregator):
         self.weights_ = pd.Series(weight, index=self.annotators_, name="weight")
         return self
 
-    def fit_predict(self, annotations: pd.DataFrame, gold: GoldInput = None) -> pd.Series:
+    def fit_predict(self, annotations: AnnotationsInput, gold: GoldInput = None) -> pd.Series:
         """Fit and return ``labels_``.
 
         Args:
@@ -188,7 +189,9 @@ class WeightedMajorityVote(BaseAggregator):
         """
         return self.fit(annotations, gold).labels_
 
-    def fit_predict_proba(self, annotations: pd.DataFrame, gold: GoldInput = None) -> pd.DataFrame:
+    def fit_predict_proba(
+        self, annotations: AnnotationsInput, gold: GoldInput = None
+    ) -> pd.DataFrame:
         """Fit and return ``probas_``.
 
         Args:

@@ -23,7 +23,9 @@ outputs go to ``<project>_prelabels/<model_version>/``:
   per tile (``ids`` and ``embedding``; :func:`geolabel.prelabel.embeddings.load_embeddings`);
 - ``prelabel.json``: the run's report.
 
-The parcel pre-labels are stored in the project as predictions of that model version.
+The parcel pre-labels are stored in the project as predictions of that model version. With
+``scheduler=`` the scenes are predicted as Dask tasks, one per scene, on a LocalCluster or an
+existing cluster (:mod:`geolabel.prelabel.distributed`), with the same outputs.
 
 Training reads the scene into memory (the sample's 1024 × 1024 × 4 scene is 8 MB); one scene per
 project is trained on.
@@ -60,6 +62,7 @@ from geolabel.prelabel.model import (
 )
 from geolabel.prelabel.predict import (
     Precision,
+    SceneOutputs,
     TilePredictor,
     aligned_grid,
     parcel_prelabels,
@@ -543,6 +546,7 @@ def prelabel_project(
     precision: Precision = "fp32",
     num_threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
 ) -> PrelabelReport:
     """Pre-label every parcel of a project with a trained model and store the predictions.
 
@@ -554,7 +558,12 @@ def prelabel_project(
         precision: ``fp32`` or ``bf16``.
         num_threads: Torch threads (default: tuned by timing batches, see
             :class:`~geolabel.prelabel.threads.ThreadTuner`).
-        progress: Called with (tiles done, tiles in all) after every batch.
+        progress: Called with (tiles done, tiles in all) after every batch (after every
+            scene on a Dask cluster).
+        scheduler: Run the scenes on Dask: ``"local"`` (a LocalCluster of one single-threaded
+            process per core) or a scheduler address; None runs them here, one after the
+            other. The outputs are the same either way (see
+            :mod:`geolabel.prelabel.distributed`).
 
     Returns:
         The report (also written as ``prelabel.json`` in the output folder).
@@ -564,6 +573,7 @@ def prelabel_project(
         ModelMismatchError: The model was trained on another taxonomy version, or on imagery
             with other bands.
         StoreError: The project has no scenes.
+        ClusterError: The Dask scheduler cannot be reached.
     """
     t0 = time.perf_counter()
     chosen = Path(model_dir) if model_dir is not None else latest_model(project_path)
@@ -588,30 +598,32 @@ def prelabel_project(
             )
     grids = {sid: _grid_for(stored.get(sid), info, sid, card) for sid, info in scenes.items()}
     target = Path(out_dir) if out_dir else prelabels_dir(project_path, card.model_version)
-    predictor = TilePredictor(
-        model, card, precision=precision, num_threads=num_threads, features=True
-    )
-    total = sum(len(g) for g in grids.values())
-    done_before = 0
-    outputs = []
-    for g in grids.values():
-        offset = done_before
+    if scheduler is None:
+        predictor = TilePredictor(
+            model, card, precision=precision, num_threads=num_threads, features=True
+        )
+        outputs = _predict_locally(predictor, grids, parcels, target, batch_size, progress)
+        threads = predictor.threads
+    else:
+        from geolabel.cluster import dask_client
+        from geolabel.prelabel.distributed import predict_scenes
 
-        def tick(done: int, offset: int = offset) -> None:
-            if progress is not None:
-                progress(offset + done, total)
-
-        outputs.append(
-            predict_scene(
-                predictor,
-                g,
-                parcels.to_crs(g.scene.crs),
+        with dask_client(scheduler) as client:
+            n_workers = len(client.nthreads())
+            outputs, threads = predict_scenes(
+                client,
+                chosen,
+                list(grids.values()),
+                parcels,
                 target,
                 batch_size=batch_size,
-                progress=tick,
+                precision=precision,
+                num_threads=num_threads,
+                progress=progress,
             )
+        notes.append(
+            f"Ran on Dask ({scheduler}): {len(grids)} scene task(s), {n_workers} worker(s)."
         )
-        done_before += len(g)
     zonal = pd.concat([o.zonal for o in outputs], ignore_index=True)
     zonal = zonal.sort_values("pixel_count", ascending=False, kind="stable")
     zonal = zonal.drop_duplicates("parcel_id")
@@ -671,12 +683,45 @@ def prelabel_project(
         mean_confidence=float(pre["confidence"].mean()) if len(pre) else float("nan"),
         temperature=card.temperature,
         precision=precision,
-        threads=predictor.threads,
+        threads=threads,
         seconds=time.perf_counter() - t0,
         notes=tuple(notes),
     )
     (target / "prelabel.json").write_text(json.dumps(asdict(report), indent=1) + "\n")
     return report
+
+
+def _predict_locally(
+    predictor: TilePredictor,
+    grids: dict[str, TileGrid],
+    parcels: gpd.GeoDataFrame,
+    target: Path,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[SceneOutputs]:
+    """Predict the scenes one after the other in this process."""
+    total = sum(len(g) for g in grids.values())
+    done_before = 0
+    outputs = []
+    for g in grids.values():
+        offset = done_before
+
+        def tick(done: int, offset: int = offset) -> None:
+            if progress is not None:
+                progress(offset + done, total)
+
+        outputs.append(
+            predict_scene(
+                predictor,
+                g,
+                parcels.to_crs(g.scene.crs),
+                target,
+                batch_size=batch_size,
+                progress=tick,
+            )
+        )
+        done_before += len(g)
+    return outputs
 
 
 def _merge_embeddings(
