@@ -120,6 +120,14 @@ def round_cmd(
         Path | None,
         typer.Option(help="Answers (CSV item,annotator,label...) to the tasks written out."),
     ] = None,
+    target: Annotated[
+        float | None,
+        typer.Option(
+            min=0.5,
+            max=1.0,
+            help="Plan the round's thresholds and redundancy for this consensus accuracy.",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Run or resume one round: retrain, pre-label, select, route, collect, aggregate, audit."""
@@ -145,7 +153,13 @@ def round_cmd(
             console.print(f"[dim]{line}[/dim]", highlight=False)
 
     report = run_round(
-        project, config=cfg, world=world, annotations=annotations, truth=truth, progress=say
+        project,
+        config=cfg,
+        world=world,
+        annotations=annotations,
+        truth=truth,
+        target=target,
+        progress=say,
     )
     if json_out:
         print_json(report)
@@ -180,11 +194,15 @@ def plan_cmd(
 ) -> None:
     """Find the cheapest routing and redundancy that reach a target accuracy, by simulation."""
     from geolabel.loop.config import load_config
-    from geolabel.loop.demo import _replan
     from geolabel.loop.planner import plot_cost_accuracy
+    from geolabel.loop.rounds import latest_prelabels, project_plan
+    from geolabel.store import Project
 
     cfg = load_config(config)
-    chosen, result = _replan(project, cfg, target, lambda _line: None)
+    prelabels = latest_prelabels(project)
+    with Project.open(project) as p:
+        result = project_plan(p, prelabels, cfg, target)
+    chosen = result.config
     if plot is not None:
         plot_cost_accuracy(result, plot)
     if write_config is not None:

@@ -31,12 +31,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from geolabel.errors import InputFileError
 from geolabel.loop.config import LoopConfig
-from geolabel.loop.planner import estimate_workforce, plan, plot_cost_accuracy
+from geolabel.loop.planner import plot_cost_accuracy
 from geolabel.loop.rounds import RoundReport, World, run_round
 from geolabel.loop.state import add_gold, round_items
 
@@ -137,45 +136,20 @@ def _make_project(project: Path, sample: Path, say: Say) -> None:
         say(f"notices: {n} parcel link(s) stored (high-impact parcels)")
 
 
-def _candidate_probs(project: Path, classes: list[str]) -> np.ndarray:
-    """Calibrated probabilities of the unlabeled parcels under the newest pre-labels."""
-    from geolabel.store import Project
-
-    with Project.open(project) as p:
-        preds = p.predictions()
-        cons = set(p.current_consensus()["item"].astype(str))
-        ann = set(p.annotations()["item"].astype(str))
-    if preds.empty:
-        return np.full((1, len(classes)), 1.0 / len(classes))
-    latest = preds[preds["model_version"] == preds["model_version"].iloc[-1]]
-    latest = latest[~latest["item"].astype(str).isin(cons | ann)]
-    rows = [[float(dict(pr).get(c, 0.0)) for c in classes] for pr in latest["probas"]]
-    probs = np.asarray(rows, dtype=np.float64)
-    if probs.size == 0:
-        return np.full((1, len(classes)), 1.0 / len(classes))
-    probs = np.clip(probs, 1e-6, None)
-    return probs / probs.sum(axis=1, keepdims=True)
-
-
 def _replan(project: Path, cfg: LoopConfig, target: float, say: Say) -> tuple[LoopConfig, Any]:
-    from geolabel.loop.state import read_gold_table
+    """The planner on the project's newest pre-labels (for the report's cost–accuracy curve)."""
+    from geolabel.loop.rounds import latest_prelabels, project_plan
     from geolabel.store import Project
 
+    prelabels = latest_prelabels(project)
     with Project.open(project) as p:
-        classes = list(p.current_taxonomy().parcel_class_ids)
-        votes = p.annotations("parcel")
-        kinds = p.annotators().set_index("annotator")["kind"]
-        gold = read_gold_table(p)
-    votes = votes[votes["label"].isin(classes)]
-    wf = estimate_workforce(votes, classes, kinds=kinds, gold=gold[gold.isin(classes)])
-    probs = _candidate_probs(project, classes)
-    result = plan(probs, wf, target=target, config=cfg, replicates=3, seed=cfg.seed)
+        result = project_plan(p, prelabels, cfg, target)
     s = result.summary()
     say(
-        f"plan for {target:.0%}: verify at confidence >= {s['easy_confidence']}, expert below"
-        f" {s['hard_confidence']}, {s['initial_votes']}-{s['max_votes']} votes to posterior"
-        f" {s['target_posterior']}; expected accuracy {s['accuracy']:.3f} at"
-        f" {s['cost_per_item']:.3f}/item ({wf.source})"
+        f"plan for the next round ({target:.0%}): verify at confidence >= {s['easy_confidence']},"
+        f" expert below {s['hard_confidence']}, {s['initial_votes']}-{s['max_votes']} votes to"
+        f" posterior {s['target_posterior']}; expected accuracy {s['accuracy']:.3f} at"
+        f" {s['cost_per_item']:.3f}/item ({s['workforce']})"
     )
     return result.config, result
 
@@ -340,7 +314,6 @@ def run_demo(
     cfg = LoopConfig(batch_size=batch_size, seed=seed)
     reports: list[RoundReport] = []
     story: list[str] = []
-    plans: list[Any] = []
     with Project.open(project) as p:
         done = p.rounds()
         n_done = int((done["status"] == "finished").sum()) if len(done) else 0
@@ -353,26 +326,28 @@ def run_demo(
         if n_done >= rounds and not running:
             break
         world = World.from_sample(src, classes, seed=seed)
-        if not running and n_done > 0:  # plan from what rounds so far taught us
-            cfg, result = _replan(project, cfg, target, say)
-            plans.append(result)
         say(f"— round {n_done + 1} of {rounds}")
         report = run_round(
-            project, config=cfg, world=world, train_config=tcfg, truth=truth, progress=say
+            project,
+            config=cfg,
+            world=world,
+            train_config=tcfg,
+            truth=truth,
+            target=target,
+            progress=say,
         )
         reports.append(report)
         if review and report.round_id == 1 and not story:
             story = _review_story(project, world, say)
     poi_row = _poi_round(project, src, cfg, say)
     # A plan for the next round, for the report's cost–accuracy curve.
-    cfg_next, final_plan = _replan(project, cfg, target, say)
+    _, final_plan = _replan(project, cfg, target, say)
     table = _table(project, reports)
     if poi_row is not None:
         table = pd.concat([table, pd.DataFrame([poi_row])], ignore_index=True)
     map_html = _make_map(project, out, say)
     md, page = _write_report(out, table, final_plan, story, map_html, target)
     seconds = time.perf_counter() - t_start
-    del cfg_next
     return DemoResult(
         out_dir=str(out),
         project=str(project),

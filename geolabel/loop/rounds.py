@@ -36,6 +36,7 @@ from geolabel.crowd.simulate import CrowdSimulator, profiles_from_json
 from geolabel.errors import GeolabelError, InputFileError, StoreError
 from geolabel.loop.collect import SimulatedWorkforce, next_wave, price
 from geolabel.loop.config import LoopConfig
+from geolabel.loop.planner import PlanResult
 from geolabel.loop.route import route
 from geolabel.loop.select import diverse_batch, score_pool
 from geolabel.loop.state import (
@@ -46,7 +47,15 @@ from geolabel.loop.state import (
 )
 from geolabel.store import Project
 
-__all__ = ["RoundReport", "World", "candidate_pool", "run_round", "score_against_truth"]
+__all__ = [
+    "RoundReport",
+    "World",
+    "candidate_pool",
+    "latest_prelabels",
+    "project_plan",
+    "run_round",
+    "score_against_truth",
+]
 
 _MAX_WAVES = 12
 Progress = Callable[[str], None]
@@ -221,6 +230,25 @@ def score_against_truth(
     return float((labels.loc[common][keep] == t[keep]).mean()), int(keep.sum())
 
 
+def latest_prelabels(project_path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The newest model's per-parcel pre-labels (item-indexed ``label, confidence, p_*``).
+
+    Raises:
+        InputFileError: No model, or the newest model has not pre-labeled the project yet.
+    """
+    from geolabel.prelabel.model import load_checkpoint
+    from geolabel.prelabel.pipeline import latest_model, prelabels_dir
+
+    _, card = load_checkpoint(latest_model(project_path))
+    csv = prelabels_dir(project_path, card.model_version) / "parcels.csv"
+    if not csv.is_file():
+        raise InputFileError(
+            f"Model {card.model_version} has not pre-labeled {project_path} yet; run"
+            " `geolabel prelabel PROJECT` (or a round) first."
+        )
+    return _prelabel_frame(csv)
+
+
 def _prelabel_frame(csv: str | os.PathLike[str]) -> pd.DataFrame:
     frame = pd.read_csv(csv, dtype={"item": str})
     return frame.set_index("item")
@@ -299,6 +327,7 @@ def run_round(
     annotations: str | os.PathLike[str] | None = None,
     train_config: Any = None,
     truth: pd.DataFrame | None = None,
+    target: float | None = None,
     progress: Progress | None = None,
 ) -> RoundReport:
     """Run (or resume) one round of the loop on a project.
@@ -313,6 +342,9 @@ def run_round(
         train_config: Training settings for retraining (``TrainConfig``); the trainer's
             defaults when None.
         truth: True labels (``item, label``) to score the round against, when known.
+        target: Consensus accuracy to plan for: after pre-labeling, the planner picks the
+            cheapest routing thresholds and redundancy expected to reach it (recorded with the
+            round); None keeps ``config``'s.
         progress: Called with a line of text at every stage.
 
     Returns:
@@ -366,6 +398,31 @@ def run_round(
     prelabels = _prelabel_frame(out / "parcels.csv")
 
     with Project.open(path) as project:
+        if target is not None and "plan" not in state:
+            t0 = time.perf_counter()
+            state["plan"] = project_plan(project, prelabels, cfg, target).summary()
+            save_round_state(project, round_id, state)
+            seconds["plan"] = time.perf_counter() - t0
+        if "plan" in state:
+            s = state["plan"]
+            cfg = cfg.with_updates(
+                routing={
+                    "easy_confidence": s["easy_confidence"],
+                    "hard_confidence": s["hard_confidence"],
+                },
+                redundancy={
+                    "initial_votes": s["initial_votes"],
+                    "max_votes": s["max_votes"],
+                    "target_posterior": s["target_posterior"],
+                },
+            )
+            say(
+                f"plan for {s['target']:.0%}: verify at confidence >= {s['easy_confidence']},"
+                f" expert below {s['hard_confidence']}, {s['initial_votes']}-{s['max_votes']}"
+                f" votes to posterior {s['target_posterior']}; expected accuracy"
+                f" {s['accuracy']:.3f} at {s['cost_per_item']:.3f}/item ({s['workforce']})"
+            )
+            cfg, _ = _apply_feedback(project, cfg, [])
         gold = read_gold_table(project)
         gold = gold[gold.isin(classes)]
         # 3-4. Select and route.
@@ -462,14 +519,14 @@ def run_round(
                 tasks[["item", "annotator", "round_id"]].assign(is_gold=tasks["purpose"] == "gold")
             )
             if world is None:
-                target = _tasks_path(path, round_id, wave_no)
-                target.parent.mkdir(parents=True, exist_ok=True)
+                wave_file = _tasks_path(path, round_id, wave_no)
+                wave_file.parent.mkdir(parents=True, exist_ok=True)
                 shown = tasks[["item", "annotator", "purpose"]].copy()
                 shown["prelabel"] = np.where(
                     shown["purpose"] == "verify", shown["item"].map(prelabels["label"]), ""
                 )
-                shown.drop(columns="purpose").to_csv(target, index=False)
-                tasks_file = str(target)
+                shown.drop(columns="purpose").to_csv(wave_file, index=False)
+                tasks_file = str(wave_file)
                 break
             got = world.workforce.answer(tasks[["item", "annotator"]], 100 * round_id + wave_no)
             project.add_annotations(
@@ -546,6 +603,12 @@ def run_round(
         )
         add_round_items(project, round_id, items)
         flagged = _flagged(project, gold)
+        if "plan" in state:
+            s = state["plan"]
+            notes.append(
+                f"Planned for {s['target']:.0%}: expected accuracy {s['accuracy']:.3f} at"
+                f" {s['cost_per_item']:.3f} per item."
+            )
         metrics: dict[str, float] = {
             "model_val_miou": float(card.val_metrics.get("miou", float("nan")))
         }
@@ -594,6 +657,41 @@ def run_round(
         seconds=seconds,
         notes=tuple(notes),
     )
+
+
+def project_plan(
+    project: Project,
+    prelabels: pd.DataFrame,
+    cfg: LoopConfig,
+    target: float,
+    *,
+    replicates: int = 3,
+) -> PlanResult:
+    """The cheapest routing and redundancy meeting ``target`` for the project's unlabeled items.
+
+    Crowd and expert confusions are estimated from the project's votes
+    (:func:`~geolabel.loop.planner.estimate_workforce`); the items' calibrated pre-label
+    probabilities are those of ``prelabels`` (``p_<class>`` columns) for parcels without a
+    consensus or annotation.
+    """
+    from geolabel.loop.planner import estimate_workforce, plan
+
+    classes = list(project.current_taxonomy().parcel_class_ids)
+    votes = project.annotations("parcel")
+    votes = votes[votes["label"].isin(classes)]
+    people = project.annotators()
+    kinds = pd.Series(people["kind"].to_numpy(), index=people["annotator"].astype(str))
+    gold = read_gold_table(project)
+    wf = estimate_workforce(votes, classes, kinds=kinds, gold=gold[gold.isin(classes)])
+    done = set(project.current_consensus()["item"].astype(str)) | set(votes["item"].astype(str))
+    cols = [f"p_{c}" for c in classes]
+    pool = prelabels[~prelabels.index.astype(str).isin(done)]
+    if pool.empty or not all(c in pool.columns for c in cols):
+        probs = np.full((1, len(classes)), 1.0 / len(classes))
+    else:
+        probs = np.clip(pool[cols].to_numpy(np.float64), 1e-6, None)
+        probs /= probs.sum(axis=1, keepdims=True)
+    return plan(probs, wf, target=target, config=cfg, replicates=replicates, seed=cfg.seed)
 
 
 def _apply_feedback(
