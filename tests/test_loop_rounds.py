@@ -15,12 +15,11 @@ from geolabel.cli.main import app
 from geolabel.errors import AnnotationImportError
 from geolabel.loop.collect import collect, next_wave, posteriors
 from geolabel.loop.config import LoopConfig
-from geolabel.loop.demo import run_demo
+from geolabel.loop.demo import project_from_sample, run_demo
 from geolabel.loop.rounds import World, run_round
 from geolabel.loop.state import add_gold, read_gold_table, round_items
 from geolabel.prelabel.model import ModelConfig
 from geolabel.prelabel.train import TrainConfig
-from geolabel.project import init_project
 from geolabel.store import Project
 
 TINY = TrainConfig(
@@ -48,21 +47,7 @@ def _truth(sample: Path) -> pd.DataFrame:
 
 
 def _project(sample: Path, path: Path) -> Path:
-    city = sample / "city.gpkg"
-    init_project(
-        path,
-        scenes=[sample / "scene.tif"],
-        parcels=city,
-        parcels_layer="parcels",
-        regions=city,
-        regions_layer="districts",
-        taxonomy=sample / "taxonomy.yaml",
-    )
-    with Project.open(path) as p:
-        p.import_annotations_csv(sample / "labels" / "starter.csv", annotator_kind="expert")
-        gold = pd.read_csv(sample / "labels" / "gold.csv", dtype=str)
-        add_gold(p, pd.Series(gold["label"].to_numpy(), index=gold["item"]), source="sample")
-    return path
+    return project_from_sample(sample, path, link_notices=False)
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ from geolabel.loop.planner import plot_cost_accuracy
 from geolabel.loop.rounds import RoundReport, World, run_round
 from geolabel.loop.state import add_gold, round_items
 
-__all__ = ["DemoResult", "demo_train_config", "find_sample", "run_demo"]
+__all__ = ["DemoResult", "demo_train_config", "find_sample", "project_from_sample", "run_demo"]
 
 Say = Callable[[str], None]
 
@@ -108,11 +108,33 @@ def demo_train_config() -> Any:
     return TrainConfig(max_epochs=7, min_epochs=4, steps_per_epoch=16, patience=3)
 
 
-def _make_project(project: Path, sample: Path, say: Say) -> None:
+def project_from_sample(
+    sample: str | os.PathLike[str],
+    project: str | os.PathLike[str],
+    *,
+    link_notices: bool = True,
+    say: Say | None = None,
+) -> Path:
+    """A project from a sample folder, ready for rounds.
+
+    Scene, parcels, POIs, districts, notices and taxonomy v1; the starter set as expert
+    annotations; the gold answers; the notices linked to parcels.
+
+    Args:
+        sample: A folder written by ``geolabel sample`` (or ``data/sample``).
+        project: The project file to create (replaced if it exists).
+        link_notices: Extract the notices' entities and store their parcel links (impact).
+        say: Called with a line of text per step.
+
+    Returns:
+        The project path.
+    """
     from geolabel.project import init_project
     from geolabel.store import Project
     from geolabel.text.extract import link_project_notices
 
+    say = say or (lambda _line: None)
+    sample, project = Path(sample), Path(project)
     city = sample / "city.gpkg"
     say(f"project: {project} from {sample}")
     init_project(
@@ -132,8 +154,10 @@ def _make_project(project: Path, sample: Path, say: Say) -> None:
         p.import_annotations_csv(sample / "labels" / "starter.csv", annotator_kind="expert")
         gold = pd.read_csv(sample / "labels" / "gold.csv", dtype=str)
         add_gold(p, pd.Series(gold["label"].to_numpy(), index=gold["item"]), source="sample")
-        n = link_project_notices(p)
-        say(f"notices: {n} parcel link(s) stored (high-impact parcels)")
+        if link_notices:
+            n = link_project_notices(p)
+            say(f"notices: {n} parcel link(s) stored (high-impact parcels)")
+    return project
 
 
 def _replan(project: Path, cfg: LoopConfig, target: float, say: Say) -> tuple[LoopConfig, Any]:
@@ -306,7 +330,7 @@ def run_demo(
         with Project.open(project) as p:
             fresh = p.rounds().empty and p.annotations().empty
     if fresh:
-        _make_project(project, src, say)
+        project_from_sample(src, project, say=say)
     truth = pd.read_csv(src / "truth" / "parcels.csv", dtype={"parcel_id": str}).rename(
         columns={"parcel_id": "item", "land_use": "label"}
     )

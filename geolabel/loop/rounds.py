@@ -34,7 +34,7 @@ import pandas as pd
 from geolabel.crowd.consensus import METHODS
 from geolabel.crowd.simulate import CrowdSimulator, profiles_from_json
 from geolabel.errors import GeolabelError, InputFileError, StoreError
-from geolabel.loop.collect import SimulatedWorkforce, next_wave, price
+from geolabel.loop.collect import SimulatedWorkforce, Wave, next_wave, price
 from geolabel.loop.config import LoopConfig
 from geolabel.loop.planner import PlanResult
 from geolabel.loop.route import route
@@ -488,17 +488,9 @@ def run_round(
         crowd, experts = _people(project, world)
         crowd = [a for a in crowd if a not in distrusted] or crowd
         tasks_file: str | None = None
-        while len(routed):
-            answers = _answers(project, state)
-            wave_no = len(state["waves"])
-            if state["waves"] and _pending(state["waves"][-1], answers):
-                if world is None:
-                    tasks_file = str(_tasks_path(path, round_id, wave_no - 1))
-                    break
-                raise StoreError(  # pragma: no cover - the world answers everything
-                    f"Round {round_id}: wave {wave_no - 1} has unanswered tasks."
-                )
-            step = next_wave(
+
+        def wave_after(answers: pd.DataFrame, wave_no: int) -> Wave:
+            return next_wave(
                 routed,
                 prelabels,
                 answers,
@@ -510,6 +502,18 @@ def run_round(
                 history=history,
                 wave=wave_no,
             )
+
+        while len(routed):
+            answers = _answers(project, state)
+            wave_no = len(state["waves"])
+            if state["waves"] and _pending(state["waves"][-1], answers):
+                if world is None:
+                    tasks_file = str(_tasks_path(path, round_id, wave_no - 1))
+                    break
+                raise StoreError(  # pragma: no cover - the world answers everything
+                    f"Round {round_id}: wave {wave_no - 1} has unanswered tasks."
+                )
+            step = wave_after(answers, wave_no)
             if step.done or wave_no >= _MAX_WAVES:
                 break
             tasks = step.tasks.assign(round_id=round_id)
@@ -565,18 +569,7 @@ def run_round(
         # 7. Aggregate: the decisions of this round, with their votes as provenance.
         t0 = time.perf_counter()
         decisions = (
-            next_wave(
-                routed,
-                prelabels,
-                answers,
-                cfg,
-                classes=classes,
-                crowd=crowd,
-                experts=experts,
-                gold=gold,
-                history=history,
-                wave=len(state["waves"]),
-            ).decisions
+            wave_after(answers, len(state["waves"])).decisions
             if len(routed)
             else pd.DataFrame(
                 columns=["item", "label", "confidence", "tier", "final_tier", "method", "n_votes"]
