@@ -24,7 +24,7 @@ ConfigOption = Annotated[
 def _table(rows: list[dict[Any, Any]], columns: list[tuple[str, str]], title: str) -> None:
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", pad_edge=False, padding=(0, 1))
     for _, header in columns:
         table.add_column(header, justify="right")
     for row in rows:
@@ -82,20 +82,39 @@ def demo(
         return
     columns = [
         ("round", "round"),
-        ("taxonomy", "taxonomy"),
+        ("version", "tax."),
         ("items", "items"),
         ("easy", "verify"),
         ("medium", "crowd"),
         ("hard", "expert"),
-        ("votes", "votes bought"),
+        ("votes", "votes"),
         ("cost", "cost"),
-        ("round_accuracy", "round acc."),
-        ("consensus_accuracy", "consensus acc."),
-        ("model_parcel_accuracy", "model parcel acc."),
-        ("model_miou", "model mIoU"),
-        ("flagged_annotators", "flagged"),
+        ("round_accuracy", "round acc"),
+        ("consensus_accuracy", "consensus acc"),
+        ("model_parcel_accuracy", "model acc"),
+        ("model_miou", "mIoU"),
+        ("n_flagged", "flagged"),
     ]
-    _table(result.table.to_dict(orient="records"), columns, "geolabel demo: rounds")
+    rows = result.table.to_dict(orient="records")
+    for row in rows:
+        row["version"] = str(row.get("taxonomy", "")).replace("land_use ", "")
+        flagged = row.get("flagged_annotators")
+        row["n_flagged"] = (
+            len(str(flagged).split(", ")) if isinstance(flagged, str) and flagged != "-" else 0
+        )
+    if console.width >= 130:
+        _table(rows, columns, "geolabel demo: rounds (accuracy against the sample's truth)")
+    else:  # a narrow terminal or a log: one line per round
+        console.print("geolabel demo: rounds (accuracy against the sample's truth)")
+        for row in rows:
+            console.print(
+                "  " + "; ".join(f"{header} {_fmt(row.get(key))}" for key, header in columns),
+                highlight=False,
+            )
+    for row in rows:
+        flagged = row.get("flagged_annotators")
+        if isinstance(flagged, str) and flagged not in ("-", ""):
+            console.print(f"round {row['round']}: flagged annotators {flagged}", highlight=False)
     for line in result.story:
         console.print(f"review: {line}", highlight=False)
     console.print(f"Project: {result.project}")

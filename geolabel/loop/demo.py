@@ -182,7 +182,10 @@ def _review_story(project: Path, world: World, say: Say) -> list[str]:
     """Hotspot → queue → expert split → taxonomy v2 → flagged parcels (with geolabel.review)."""
     from geolabel.review import story
 
-    return story.run(project, truth=world.truth, say=say)
+    # After one round few parcels have two votes, so a significant hotspot is not guaranteed;
+    # the expert then reviews the top 50 of the queue (a day's review budget) and proposes the
+    # split from the mixed-use parcels met there.
+    return story.run(project, truth=world.truth, say=say, limit=50, require_hotspot=False)
 
 
 def _poi_round(project: Path, sample: Path, cfg: LoopConfig, say: Say) -> dict[str, Any] | None:
@@ -386,6 +389,8 @@ def run_demo(
 
 
 def _table(project: Path, reports: list[RoundReport]) -> pd.DataFrame:
+    """One row per finished round, from this run's reports or the rounds' stored summaries."""
+    from geolabel.loop.state import load_round_state
     from geolabel.store import Project
 
     with Project.open(project) as p:
@@ -393,29 +398,37 @@ def _table(project: Path, reports: list[RoundReport]) -> pd.DataFrame:
         annotated = set(p.annotations("parcel")["item"].astype(str))
         starter_n = len(annotated - set(items["item"].astype(str)))
         rounds_meta = p.rounds()
+        finished = rounds_meta.loc[rounds_meta["status"] == "finished", "round_id"]
+        summaries = {int(r): load_round_state(p, int(r)).get("summary") for r in finished}
     rows = []
     cumulative = 0.0
     labeled = starter_n
     by_id = {r.round_id: r for r in reports}
-    for rid in rounds_meta.loc[rounds_meta["status"] == "finished", "round_id"]:
-        r = by_id.get(int(rid))
+    for rid in finished:
         mine = items[items["round_id"] == int(rid)] if len(items) else items
-        cost = float(mine["cost"].fillna(0).sum()) if len(mine) else 0.0
         labeled += int(mine["label"].notna().sum()) if len(mine) else 0
-        if r is not None:
-            cumulative += r.cost.get("total", cost)
-            rows.append(_row(r, cumulative, labeled))
-        else:
-            cumulative += cost
-            rows.append(
-                {
-                    "round": int(rid),
-                    "items": len(mine),
-                    "cost": round(cost, 2),
-                    "cumulative_cost": round(cumulative, 2),
-                    "labeled_parcels": labeled,
-                }
+        report = by_id.get(int(rid))
+        summary = summaries.get(int(rid)) or {}
+        if report is None and summary:
+            report = RoundReport(
+                round_id=int(rid),
+                status="finished",
+                model_version=None,
+                taxonomy=str(summary.get("taxonomy", "")),
+                n_selected=int(summary.get("n_selected", len(mine))),
+                tiers=dict(summary.get("tiers", {})),
+                final_tiers={},
+                counts=dict(summary.get("counts", {})),
+                cost=dict(summary.get("cost", {})),
+                waves=0,
+                tasks_file=None,
+                audit={},
+                flagged_annotators=list(summary.get("flagged", [])),
+                metrics=dict(summary.get("metrics", {})),
             )
+        if report is not None:
+            cumulative += report.cost.get("total", 0.0)
+            rows.append(_row(report, cumulative, labeled))
     return pd.DataFrame(rows)
 
 
@@ -445,13 +458,14 @@ def _learning_curve(table: pd.DataFrame, path: Path) -> Path:
         ("consensus_accuracy", "consensus accuracy"),
         ("model_miou", "model validation mIoU"),
     ):
-        if col in table:
+        if col in table and table[col].notna().any():
             ax.plot(x, table[col], "-o", ms=4, label=name)
     ax.set_xlabel("labeled parcels")
     ax.set_ylabel("score")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if ax.get_lines():
+        ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Learning curve over the rounds", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)

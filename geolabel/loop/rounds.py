@@ -629,6 +629,15 @@ def run_round(
                 )
                 metrics["round_accuracy"] = racc
         state["stage"] = "finished"
+        state["summary"] = {
+            "tiers": _counts(routed["tier"]) if len(routed) else {},
+            "counts": counts,
+            "cost": {k: float(v) for k, v in cost.items()},
+            "metrics": metrics,
+            "flagged": flagged,
+            "taxonomy": taxonomy.label,
+            "n_selected": len(routed),
+        }
         save_round_state(project, round_id, state)
         project.finish_round(round_id)
     say(f"round {round_id}: finished, cost {cost['total']:.2f}")

@@ -39,6 +39,7 @@ def run(
     hotspots: pd.DataFrame | None = None,
     permutations: int | None = None,
     guidelines_dir: str | os.PathLike[str] | None = None,
+    require_hotspot: bool = True,
 ) -> list[str]:
     """Run the review chapter of the demo on a project.
 
@@ -55,6 +56,9 @@ def run(
         permutations: Gi* permutations when the hotspots are computed here.
         guidelines_dir: Where to write the new guidelines; ``<project>_review/guidelines``
             when None.
+        require_hotspot: The expert proposes the split only from mixed-use parcels inside one
+            hotspot; False lets mixed-use parcels anywhere in the decided part of the queue
+            count (early rounds, when too few parcels have votes for a significant hotspot).
 
     Returns:
         The story, one line per step.
@@ -98,7 +102,9 @@ def run(
         else:
             tell(f"Review queue: {len(queue)} items, no significant hotspot among the top.")
         taxonomy = project.current_taxonomy()
-        expert = SimulatedExpert(truth, reviewer=reviewer, min_mixed=min_mixed)
+        expert = SimulatedExpert(
+            truth, reviewer=reviewer, min_mixed=min_mixed, require_hotspot=require_hotspot
+        )
         decisions = expert.decide(queue, taxonomy, limit=limit)
         batch = record_decisions(project, decisions)
         tell(

@@ -577,7 +577,7 @@ def create_app(
     def map_page() -> HTMLResponse:
         with state.project() as project:
             q = state.open_queue(project)
-        available = (state.map_html is not None and state.map_html.is_file()) or _has_maps()
+        available = state.map_html is None or state.map_html.is_file()
         inside = q[q["hotspot_id"].notna()]
         hotspots = [
             {"hotspot_id": str(h), "n_items": len(g), "top_pair": _mode(g["top_pair"])}
@@ -644,14 +644,6 @@ def _mode(values: pd.Series) -> str | None:
     return None if counts.empty else str(counts.index[0])
 
 
-def _has_maps() -> bool:
-    try:
-        from geolabel.review import maps  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return False
-    return hasattr(maps, "project_map")
-
-
 def _map_file(state: _State, project: Project) -> Path | None:
     """The map HTML to serve: the one given at start, else one made by geolabel.review.maps.
 
@@ -663,16 +655,11 @@ def _map_file(state: _State, project: Project) -> Path | None:
     target = chip_cache_dir(project).parent / "map.html"
     if target.is_file():
         return target
-    try:
-        from geolabel.review import maps  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    build = getattr(maps, "project_map", None)
-    if build is None:
-        return None
+    from geolabel.review.maps import project_map
+
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        build(project, target)  # writes one self-contained HTML file
+        project_map(project, target)  # writes one self-contained HTML file
     except GeolabelError:
         return None
     return target if target.is_file() else None
