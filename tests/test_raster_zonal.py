@@ -235,7 +235,7 @@ class TestParcelIdRaster:
         parcels = gpd.read_file(sample_dir / "city.gpkg", layer="parcels")
         # A 2 m grid over the sample city: 256 x 256 px.
         t = Affine(2.0, 0.0, 551_000.0, 0.0, -2.0, 4_182_512.0)
-        geoms = list(parcels.geometry.values) + [None]  # a missing geometry is skipped
+        geoms = [*parcels.geometry.values, None]  # a missing geometry is skipped
         whole = ParcelIdRaster(geoms, transform=t, width=256, height=256)
         strips = ParcelIdRaster(geoms, transform=t, width=256, height=256, max_whole_pixels=0)
         assert whole.rows(0, 256).max() == len(parcels)  # every parcel has a pixel

@@ -571,4 +571,3 @@ def link_project_notices(
     ]
     results = extract_notices(records, nlp, Gazetteer.from_project(project), batch_size=batch_size)
     return project.add_notice_links(links_frame(results), model_version=model_version(nlp))
-
