@@ -80,7 +80,12 @@ SOURCE: Final = "labelbox"
 DEFAULT_QUESTION: Final = "label"
 """Name of the radio question that classifies parcels and POIs."""
 _ATTACHMENT: Final = "geolabel"
-_BENCHMARK_FLAGS: Final = ("is_benchmark_reference", "benchmark", "is_benchmark")
+_BENCHMARK_FLAGS: Final = (
+    "is_benchmark_reference",  # the Label field of the Labelbox SDK
+    "isBenchmarkReferenceLabel",  # its NDJSON spelling (NDJsonConverter)
+    "benchmark",
+    "is_benchmark",
+)
 
 
 @dataclass(frozen=True, slots=True)
