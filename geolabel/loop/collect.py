@@ -252,6 +252,7 @@ def next_wave(
     gold: pd.Series | None = None,
     history: pd.DataFrame | None = None,
     wave: int = 0,
+    last: bool = False,
 ) -> Wave:
     """Decide what is settled and what to ask next, from the answers of the batch so far.
 
@@ -274,6 +275,8 @@ def next_wave(
         gold: Item -> known answer.
         history: Earlier votes of the project (annotator estimates; never re-asked).
         wave: Wave number (seeds the draws of this wave).
+        last: No more waves will run (the wave cap was reached): every item still waiting is
+            decided from what is there (the posterior's top class), never left undecided.
 
     Returns:
         The tasks to ask and the decisions so far.
@@ -349,7 +352,9 @@ def next_wave(
         else:
             final = "medium"
             top = float(p.max()) if p is not None else 0.0
-            if crowd_votes < red.initial_votes:
+            if last and p is not None:
+                label, conf, method = str(p.idxmax()), top, "crowd"
+            elif crowd_votes < red.initial_votes:
                 n = red.initial_votes - crowd_votes
                 tasks += [(item, w, tier, "vote") for w in assigner.pick(item, n)]
             elif top < red.target_posterior and crowd_votes < red.max_votes:
@@ -358,7 +363,7 @@ def next_wave(
                 final = "hard"
             elif p is not None:
                 label, conf, method = str(p.idxmax()), top, "crowd"
-        if final == "hard" and method == "undecided":
+        if final == "hard" and method == "undecided" and not last:
             if not experts:
                 raise AssignmentError(
                     f"Item {item} needs an expert but the workforce has none; add experts or"
@@ -442,7 +447,22 @@ def collect(
             history=history,
             wave=wave,
         )
-        if step.done or wave >= _MAX_WAVES:
+        if step.done:
+            break
+        if wave >= _MAX_WAVES:  # settle what is left from the answers there are
+            step = next_wave(
+                routed,
+                prelabels,
+                answers,
+                config,
+                classes=classes,
+                crowd=workforce.crowd,
+                experts=workforce.experts,
+                gold=gold,
+                history=history,
+                wave=wave,
+                last=True,
+            )
             break
         got = workforce.answer(step.tasks[["item", "annotator"]], wave).copy()
         got["tier"] = step.tasks["tier"].to_numpy()

@@ -268,6 +268,25 @@ def _poi_round(project: Path, sample: Path, cfg: LoopConfig, say: Say) -> dict[s
     }
 
 
+def _flagged_accuracy(project: Path, truth: pd.DataFrame) -> tuple[float, int] | None:
+    """Consensus accuracy on the parcels a taxonomy change flagged for relabeling."""
+    from geolabel.store import Project
+
+    with Project.open(project) as p:
+        raw = p.meta.get("review.relabel")
+        cons = p.current_consensus()
+    if not raw:
+        return None
+    flagged = set(json.loads(raw))
+    cons = cons[cons["item"].astype(str).isin(flagged)]
+    t = truth.set_index("item")["label"]
+    scored = cons[cons["item"].isin(t.index)]
+    if scored.empty:
+        return None
+    right = scored["label"].to_numpy() == t.loc[scored["item"]].to_numpy()
+    return float(right.mean()), len(scored)
+
+
 def _row(report: RoundReport, cumulative_cost: float, labeled: int) -> dict[str, Any]:
     m = report.metrics
     return {
@@ -341,6 +360,8 @@ def run_demo(
     cfg = LoopConfig(batch_size=batch_size, seed=seed)
     reports: list[RoundReport] = []
     story: list[str] = []
+    flagged_before: tuple[float, int] | None = None
+    flagged_told = False
     with Project.open(project) as p:
         done = p.rounds()
         n_done = int((done["status"] == "finished").sum()) if len(done) else 0
@@ -364,8 +385,21 @@ def run_demo(
             progress=say,
         )
         reports.append(report)
+        if flagged_before is not None and report.round_id > 1 and not flagged_told:
+            after = _flagged_accuracy(project, truth)
+            if after is not None:
+                line = (
+                    f"Round {report.round_id} relabeled the flagged parcels: consensus accuracy"
+                    f" on them {flagged_before[0]:.3f} -> {after[0]:.3f} ({after[1]} parcels)."
+                )
+                story.append(line)
+                say(line)
+            flagged_told = True
         if review and report.round_id == 1 and not story:
             story = _review_story(project, world, say)
+            before = _flagged_accuracy(project, truth)
+            if before is not None:
+                flagged_before = before
     poi_row = _poi_round(project, src, cfg, say)
     # A plan for the next round, for the report's cost–accuracy curve.
     _, final_plan = _replan(project, cfg, target, say)

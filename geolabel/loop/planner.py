@@ -205,7 +205,10 @@ def simulate_policy(
     idx = np.flatnonzero(easy)
     if len(idx):
         ans, like = _votes(rng, wf, y[idx])
-        cost[idx] += prices.verify
+        # Gold questions are mixed into verify batches too (see geolabel.loop.collect).
+        cost[idx] += prices.verify + prices.crowd_vote * redundancy.gold_rate / (
+            1.0 - redundancy.gold_rate
+        )
         agree = ans == pre[idx]
         decided[idx[agree]] = pre[idx[agree]]
         wrong = idx[~agree]

@@ -501,6 +501,7 @@ def run_round(
                 gold=gold,
                 history=history,
                 wave=wave_no,
+                last=wave_no >= _MAX_WAVES,
             )
 
         while len(routed):
@@ -819,11 +820,24 @@ def _people(project: Project, world: World | None) -> tuple[list[str], list[str]
 
 
 def _cost_per_item(answers: pd.DataFrame, cfg: LoopConfig) -> pd.Series:
+    """What each routed item cost: its own work plus its share of the gold questions.
+
+    Gold questions are about other items but bought for these: each item carries a share in
+    proportion to its crowd answers, so the items' costs add up to the round's crowd cost.
+    """
     p = cfg.prices
     unit = answers["purpose"].map(
         {"verify": p.verify, "vote": p.crowd_vote, "gold": 0.0, "expert": p.expert}
     )
-    return unit.groupby(answers["item"].astype(str)).sum()
+    own = unit.groupby(answers["item"].astype(str)).sum()
+    crowd = answers[answers["purpose"].isin(["verify", "vote"])]
+    n_gold = int((answers["purpose"] == "gold").sum())
+    if n_gold and len(crowd):
+        share = crowd.groupby(crowd["item"].astype(str)).size() / len(crowd)
+        own = own.add(share * n_gold * p.crowd_vote, fill_value=0.0)
+    gold_items = set(answers.loc[answers["purpose"] == "gold", "item"].astype(str))
+    mine = set(answers.loc[answers["purpose"] != "gold", "item"].astype(str))
+    return own.drop(index=list(gold_items - mine), errors="ignore")
 
 
 def _store_consensus(
