@@ -525,10 +525,11 @@ def project_hotspots(
     if "n_votes" in scores.columns:
         observed = set(scores.loc[scores["n_votes"] >= 2, "item"].astype(str))
         parcels = parcels[parcels["item"].astype(str).isin(observed)]
-    if len(parcels) < 3:
+    need = max(3, k + 1) if weights == "knn" else 3
+    if len(parcels) < need:
         raise ReviewError(
-            f"Only {len(parcels)} parcel(s) have two or more votes; hotspots need at least 3."
-            " Collect more votes (`geolabel round`) first."
+            f"Only {len(parcels)} parcel(s) have two or more votes; hotspots need at least"
+            f" {need}. Collect more votes (`geolabel round`) first."
         )
     return find_hotspots(
         parcels,

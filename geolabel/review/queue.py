@@ -34,6 +34,7 @@ decision someone else made meanwhile).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,14 +366,18 @@ def project_queue(
     if hotspots is None and use_hotspots:
         from geolabel.review.hotspots import project_hotspots
 
-        result = (
-            project_hotspots(project, disagreement=disagreement)
-            if permutations is None
-            else project_hotspots(
-                project, disagreement=disagreement, permutations=int(permutations)
+        try:
+            result = (
+                project_hotspots(project, disagreement=disagreement)
+                if permutations is None
+                else project_hotspots(
+                    project, disagreement=disagreement, permutations=int(permutations)
+                )
             )
-        )
-        hotspots = result.items
+            hotspots = result.items
+        except ReviewError as exc:  # too few observed parcels yet: rank without hotspots
+            warnings.warn(f"No hotspots in the queue: {exc}", UserWarning, stacklevel=2)
+            hotspots = None
     try:
         parcels = project.read_layer("parcels")
     except LayerError:
