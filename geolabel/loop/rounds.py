@@ -428,9 +428,11 @@ def run_round(
         # 3-4. Select and route.
         t0 = time.perf_counter()
         if "routed" not in state:
-            labeled = set(project.current_consensus()["item"].astype(str))
+            current = project.current_consensus()
+            labeled = set(current["item"].astype(str))
             starter = set(project.annotations("parcel")["item"].astype(str))
-            exclude = labeled | starter | set(gold.index.astype(str))
+            pending = _pending_relabel(project, current)
+            exclude = (labeled | starter | set(gold.index.astype(str))) - pending
             pool = candidate_pool(project, prelabels, exclude=exclude)
             if pool.empty:
                 notes.append("Every parcel is labeled; nothing to select.")
@@ -451,10 +453,14 @@ def run_round(
                     labeled_districts=labeled_districts,
                 )
                 scores = pd.Series(scored["score"].to_numpy(), index=scored["item"])
-                batch = diverse_batch(
-                    scores,
+                # Parcels a taxonomy change flagged for relabeling come first; the rest of
+                # the batch is chosen by active learning.
+                first = sorted(pending & set(scores.index))[: cfg.batch_size]
+                rest = scores.drop(index=first)
+                batch = first + diverse_batch(
+                    rest,
                     pool.set_index("item")[["x", "y"]],
-                    cfg.batch_size,
+                    cfg.batch_size - len(first),
                     min_distance=cfg.min_distance_m,
                 )
                 chosen = pool.set_index("item").loc[batch].reset_index()
@@ -753,6 +759,16 @@ def _districts(project: Project) -> pd.Series:
         return pd.Series(dtype=object)
     id_col = "parcel_id" if "parcel_id" in parcels.columns else "item"
     return pd.Series(parcels["district"].to_numpy(), index=parcels[id_col].astype(str))
+
+
+def _pending_relabel(project: Project, current: pd.DataFrame) -> set[str]:
+    """Parcels flagged for relabeling (``review.relabel``) whose label is still the remap's."""
+    raw = project.meta.get("review.relabel")
+    if not raw:
+        return set()
+    flagged = {str(i) for i in json.loads(raw)}
+    latest = dict(zip(current["item"].astype(str), current["method"].astype(str), strict=True))
+    return {i for i in flagged if latest.get(i, "taxonomy_remap") == "taxonomy_remap"}
 
 
 def _edge_cases(project: Project, round_id: int) -> set[str]:
