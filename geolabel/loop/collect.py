@@ -369,7 +369,10 @@ def next_wave(
                     f"Item {item} needs an expert but the workforce has none; add experts or"
                     " set routing.hard_confidence to 0 and redundancy.escalate to false."
                 )
-            who_e = min(experts, key=lambda e: (expert_load[e], e))
+            # An expert who has not labeled the item before (a relabel after a taxonomy change
+            # goes to fresh eyes), the least loaded first.
+            answered = assigner.done.get(item, set())
+            who_e = min(experts, key=lambda e: (e in answered, expert_load[e], e))
             expert_load[who_e] += 1
             tasks.append((item, who_e, tier, "expert"))
         rows.append(
