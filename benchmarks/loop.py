@@ -156,32 +156,10 @@ def _table(frame: pd.DataFrame) -> str:
 
 def make_project(path: Path) -> Path:
     """A project from the sample with the starter set (experts) and the gold answers."""
-    from geolabel.loop.state import add_gold
-    from geolabel.project import init_project
-    from geolabel.store import Project
-    from geolabel.text.extract import link_project_notices
+    from geolabel.loop.demo import project_from_sample
 
-    city = SAMPLE / "city.gpkg"
     path.parent.mkdir(parents=True, exist_ok=True)
-    init_project(
-        path,
-        scenes=[SAMPLE / "scene.tif"],
-        parcels=city,
-        parcels_layer="parcels",
-        pois=city,
-        pois_layer="pois",
-        regions=city,
-        regions_layer="districts",
-        notices=SAMPLE / "notices.jsonl",
-        taxonomy=SAMPLE / "taxonomy.yaml",
-        overwrite=True,
-    )
-    with Project.open(path) as p:
-        p.import_annotations_csv(SAMPLE / "labels" / "starter.csv", annotator_kind="expert")
-        gold = pd.read_csv(SAMPLE / "labels" / "gold.csv", dtype=str)
-        add_gold(p, pd.Series(gold["label"].to_numpy(), index=gold["item"]), source="sample")
-        link_project_notices(p)
-    return path
+    return project_from_sample(SAMPLE, path)
 
 
 def _uniform(
