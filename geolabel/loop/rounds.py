@@ -264,7 +264,6 @@ def _round_to_resume(project: Project, config: LoopConfig) -> tuple[int, bool]:
 
 def _train(
     project_path: Path,
-    state: dict[str, Any],
     config: LoopConfig,
     *,
     round_no: int,
@@ -381,7 +380,7 @@ def run_round(
     t0 = time.perf_counter()
     if "model_dir" not in state:
         state["model_dir"] = _train(
-            path, state, cfg, round_no=n_rounds, train_config=train_config, say=say
+            path, cfg, round_no=n_rounds, train_config=train_config, say=say
         )
         state["stage"] = "prelabel"
         with Project.open(path) as project:
@@ -439,7 +438,6 @@ def run_round(
                 state["routed"] = []
             else:
                 emb = _embeddings(out)
-                parcels_district = pool.set_index("item")["district"]
                 labeled_districts = set(
                     _districts(project).reindex(list(labeled | starter)).dropna().astype(str)
                 )
@@ -476,7 +474,6 @@ def run_round(
                     impact=impact,
                 )
                 routed["score"] = routed["item"].map(scores).to_numpy()
-                del parcels_district
                 state["routed"] = routed.to_dict(orient="records")
             state["waves"] = []
             state["stage"] = "collect"
