@@ -17,12 +17,13 @@ In one run:
     forward, softmax — on tiles already in memory;
   - *geolabel*: :class:`~geolabel.prelabel.predict.TilePredictor` on the same tiles, producing
     the same probabilities (batch norms folded into the convolutions, tiles averaged down
-    before they are normalised, ``channels_last``, ``inference_mode``, batches of 32, threads
-    from the free cores); ``speedup_vs_naive`` = its tiles/s over naive's (target ≥ 1.6), and
-    the same at the naive loop's thread count as an extra;
+    before they are normalised, ``channels_last``, ``inference_mode``, batches of 32, one
+    single-threaded stream per core, :meth:`~geolabel.prelabel.predict.TilePredictor.map`);
+    ``speedup_vs_naive`` = its tiles/s over naive's (target ≥ 1.6), and the same with as
+    many streams as the naive loop's threads as an extra;
   - *end to end*: :func:`~geolabel.prelabel.predict.predict_scene` as ``geolabel prelabel``
     runs it (read, infer, mosaic, zonal statistics of the parcels, tile statistics,
-    embeddings, COGs written; torch on one core fewer, beside the reader and mosaic threads):
+    embeddings, COGs written; the model's streams beside the reader and mosaic threads):
     ``end_to_end_over_model_only`` = its tiles/s over the same predictor's on tiles already in
     memory (target ≥ 0.85); over the fastest model-only run as an extra.
 
@@ -229,13 +230,13 @@ def main() -> None:
         times: dict[str, list[float]] = {k: [] for k in ("naive", "ours", "same", "pipe", "e2e")}
         naive_loop(naive_model, card, naive_batches[:1])  # warm-up
         for pred in (predictor, same_threads, in_pipeline):
-            pred(batches[0])
+            list(pred.map(batches[:4]))
         for k in range(args.repeat):
             torch.set_num_threads(default_threads_at_start)
             times["naive"].append(timed(naive_loop, naive_model, card, naive_batches))
-            times["ours"].append(timed(lambda: [predictor(b) for b in batches]))
-            times["same"].append(timed(lambda: [same_threads(b) for b in batches]))
-            times["pipe"].append(timed(lambda: [in_pipeline(b) for b in batches]))
+            times["ours"].append(timed(lambda: list(predictor.map(batches))))
+            times["same"].append(timed(lambda: list(same_threads.map(batches))))
+            times["pipe"].append(timed(lambda: list(in_pipeline.map(batches))))
             times["e2e"].append(
                 timed(predict_scene, in_pipeline, grid, parcels, tmp / f"e2e{k}", batch_size=BATCH)
             )
@@ -249,14 +250,14 @@ def main() -> None:
             f" {tps['naive']:.1f} tiles/s"
         )
         print(
-            f"  geolabel predict path (batch {BATCH}, {predictor.threads} thread(s)):"
+            f"  geolabel predict path (batch {BATCH}, {predictor.threads} stream(s)):"
             f" {tps['ours']:.1f} tiles/s = {tps['ours'] / tps['naive']:.2f}x naive;"
             f" with the naive loop's {default_threads_at_start} thread(s):"
             f" {tps['same'] / tps['naive']:.2f}x"
         )
         print(
             f"  end to end (read, infer, mosaic, zonal, tile stats, embeddings, COGs;"
-            f" {in_pipeline.threads} torch thread(s) beside the reader and mosaic threads):"
+            f" {in_pipeline.threads} stream(s) beside the reader and mosaic threads):"
             f" {tps['e2e']:.1f} tiles/s = {tps['e2e'] / tps['pipe']:.2f} of the same model"
             f" alone ({tps['pipe']:.1f} tiles/s), {tps['e2e'] / tps['ours']:.2f} of the"
             " fastest model-only run"

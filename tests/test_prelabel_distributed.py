@@ -12,7 +12,7 @@ import rasterio
 from typer.testing import CliRunner
 
 from geolabel.cli.main import app
-from geolabel.cluster import dask_client, worker_threads
+from geolabel.cluster import dask_client, local_cluster, worker_threads
 from geolabel.errors import ClusterError
 from geolabel.prelabel.embeddings import load_embeddings
 from geolabel.prelabel.pipeline import prelabel_project, train_project
@@ -49,12 +49,19 @@ def two_scenes(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-    ) as c:
+    with local_cluster(2, dashboard=False) as c:
         yield c
+
+
+def _started_with(variable: str) -> bool:
+    with open("/proc/self/environ", "rb") as f:
+        return variable.encode() in f.read().split(b"\0")
+
+
+def _predictor_id(model_dir: str) -> int:
+    from geolabel.prelabel.distributed import cached_predictor
+
+    return id(cached_predictor(model_dir, precision="fp32", num_threads=1))
 
 
 def _raster(path: str) -> np.ndarray:
@@ -97,6 +104,60 @@ class TestPredictScenes:
         assert len(stored_local) == local.n_parcels > 0
         pd.testing.assert_frame_equal(stored_local, stored_dask)
 
+    def test_progress_counts_the_built_grids(self, two_scenes, cluster, tmp_path):
+        root, model = two_scenes
+        project = root / "two_progress.gpkg"  # beside the scenes: their paths are relative
+        shutil.copy(root / "two.gpkg", project)
+        calls: list[tuple[int, int]] = []
+        report = prelabel_project(
+            project,
+            model,
+            out_dir=tmp_path / "out",
+            batch_size=4,
+            scheduler=cluster.scheduler_address,
+            progress=lambda done, total: calls.append((done, total)),
+        )
+        assert len(calls) == 2  # one per scene
+        assert calls[-1] == (report.n_tiles, report.n_tiles)
+        assert all(done <= total for done, total in calls)
+
+    def test_worker_loads_a_model_once_and_notices_a_rewrite(self, two_scenes, cluster, tmp_path):
+        import os
+
+        from distributed import Client
+
+        _, model = two_scenes
+        copy = tmp_path / "model"
+        shutil.copytree(model, copy)
+        with Client(cluster) as client:
+            worker = next(iter(client.nthreads()))
+
+            def ident() -> int:
+                return client.submit(
+                    _predictor_id, str(copy), workers=[worker], pure=False
+                ).result()
+
+            first, again = ident(), ident()
+            weights = copy / "weights.pt"
+            stat = weights.stat()
+            os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+            assert first == again != ident()
+
+    def test_damaged_model_on_a_worker(self, two_scenes, cluster, tmp_path):
+        root, model = two_scenes
+        broken = tmp_path / "model"
+        shutil.copytree(model, broken)
+        (broken / "weights.pt").write_bytes(b"not a checkpoint")
+        project = root / "two_broken.gpkg"
+        shutil.copy(root / "two.gpkg", project)
+        result = CliRunner().invoke(
+            app,
+            ["prelabel", str(project), "--model", str(broken),
+             "--scheduler", cluster.scheduler_address],
+        )  # fmt: skip
+        assert result.exit_code != 0
+        assert "damaged" in result.output and "Traceback" not in result.output
+
     def test_cli_scheduler_flag(self, two_scenes, cluster):
         root, model = two_scenes
         result = CliRunner().invoke(
@@ -122,6 +183,13 @@ class TestCluster:
             dask_client("local", n_workers=0),
         ):
             pass
+
+    def test_workers_start_with_the_mmap_threshold(self, cluster):
+        # In the environment the process was started with (glibc reads it then), not set later.
+        from distributed import Client
+
+        with Client(cluster) as client:
+            assert all(client.run(_started_with, "MALLOC_MMAP_THRESHOLD_=33554432").values())
 
     def test_worker_threads(self, cluster):
         from distributed import Client

@@ -99,6 +99,35 @@ class TestTilePredictor:
         assert bf16.dtype == np.float32
         assert np.abs(bf16 - fp32).max() < 0.1
 
+    def test_streams_give_each_batch_its_single_thread_result_in_order(self, model):
+        rng = np.random.default_rng(3)
+        batches = [rng.integers(0, 255, (3, 3, 32, 32)).astype(np.uint8) for _ in range(7)]
+        one = TilePredictor(model, _card(), num_threads=1, features=True)
+        expected = [one(b) for b in batches]
+        threads_before = torch.get_num_threads()
+        three = TilePredictor(model, _card(), num_threads=3, features=True)
+        got = list(three.map(iter(batches)))
+        assert three.streams == 3 and three.threads == 3
+        assert torch.get_num_threads() == threads_before  # restored after the streams
+        assert len(got) == 7
+        for b, (given, out), exp in zip(batches, got, expected, strict=True):
+            assert given is b  # in the order given, with the batch it belongs to
+            np.testing.assert_array_equal(out.probs, exp.probs)
+            np.testing.assert_array_equal(out.features, exp.features)
+
+    def test_map_takes_tile_batches_with_their_nodata(self, model):
+        from geolabel.raster.reader import TileBatch
+
+        batch = np.full((1, 3, 32, 32), 100, dtype=np.uint16)
+        batch[0, :, :4, :4] = 0
+        valid = np.ones((1, 32, 32), dtype=bool)
+        valid[0, :4, :4] = False
+        predictor = TilePredictor(model, _card(), num_threads=2)
+        [(_, out)] = list(predictor.map([TileBatch(batch, (), valid)]))
+        np.testing.assert_allclose(out.probs, predictor(np.full_like(batch, 100)).probs, atol=1e-6)
+        with pytest.raises(GeolabelError, match=r"takes 3 band\(s\)"):
+            list(predictor.map([np.zeros((1, 1, 32, 32), np.uint8)]))
+
     def test_bad_inputs(self, model):
         with pytest.raises(GeolabelError, match="Unknown precision"):
             TilePredictor(model, _card(), precision="fp8")  # type: ignore[arg-type]

@@ -39,6 +39,7 @@ __all__ = [
     "check_model_config",
     "fold_batchnorm",
     "hash_ids",
+    "load_card",
     "load_checkpoint",
     "save_checkpoint",
 ]
@@ -302,12 +303,12 @@ def _tupled(key: str, value: Any) -> Any:
     return value
 
 
-def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[nn.Module, ModelCard]:
-    """Load a checkpoint directory written by :func:`save_checkpoint`.
+def load_card(directory: str | os.PathLike[str]) -> ModelCard:
+    """The model card of a checkpoint directory, without loading the weights.
 
     Raises:
-        InputFileError: The directory or one of its files is missing, unreadable or corrupt.
-        ModelMismatchError: The weights do not fit the architecture the card describes.
+        InputFileError: The directory, its card or its weights file is missing, or the card
+            is unreadable.
     """
     d = Path(directory)
     if not d.is_dir():
@@ -338,7 +339,18 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[nn.Module, Model
             f"{card_path} lacks {', '.join(absent)}; it was not written by `geolabel train`"
             " or is damaged. Retrain the model."
         )
-    card = ModelCard(**{k: _tupled(k, v) for k, v in raw.items() if k in known})
+    return ModelCard(**{k: _tupled(k, v) for k, v in raw.items() if k in known})
+
+
+def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[nn.Module, ModelCard]:
+    """Load a checkpoint directory written by :func:`save_checkpoint`.
+
+    Raises:
+        InputFileError: The directory or one of its files is missing, unreadable or corrupt.
+        ModelMismatchError: The weights do not fit the architecture the card describes.
+    """
+    card = load_card(directory)
+    weights_path = Path(directory) / WEIGHTS_FILE
     model = build_model(card.model_config, len(card.bands), len(card.classes))
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)

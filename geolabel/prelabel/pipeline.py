@@ -57,6 +57,7 @@ from geolabel.prelabel.model import (
     ModelMismatchError,
     check_model_config,
     hash_ids,
+    load_card,
     load_checkpoint,
     save_checkpoint,
 )
@@ -64,7 +65,7 @@ from geolabel.prelabel.predict import (
     Precision,
     SceneOutputs,
     TilePredictor,
-    aligned_grid,
+    grid_plan,
     parcel_prelabels,
     predict_scene,
 )
@@ -511,32 +512,6 @@ def _plain_config(cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
-def _grid_for(grid: TileGrid | None, info: RasterInfo, scene_id: str, card: ModelCard) -> TileGrid:
-    """The project's stored grid when its tiles suit the model, else one of the model's size.
-
-    Tiles suit the model when their size is a multiple of ``input_scale × 2^encoder_depth``
-    and every offset a multiple of ``input_scale`` (see :func:`aligned_grid`).
-    """
-    scale = card.input_scale
-    step = scale * 2 ** int(card.config.get("encoder_depth", 5))
-    if (
-        grid is not None
-        and grid.size % step == 0
-        and all(t.row_off % scale == 0 and t.col_off % scale == 0 for t in grid.tiles)
-        and all(t.height == t.width == grid.size for t in grid.tiles)
-    ):
-        return grid
-    size = min(card.tile_size, info.width // scale * scale, info.height // scale * scale)
-    size = size // step * step
-    if size < step:
-        raise ModelMismatchError(
-            f"Scene {info.path} ({info.width} × {info.height} px) is smaller than one model"
-            f" input ({step} px); the model cannot run on it."
-        )
-    overlap = min(32, size // 4) // scale * scale
-    return aligned_grid(info, size=size, overlap=overlap, scale=scale, scene_id=scene_id)
-
-
 def prelabel_project(
     project_path: str | os.PathLike[str],
     model_dir: str | os.PathLike[str] | None = None,
@@ -577,7 +552,8 @@ def prelabel_project(
     """
     t0 = time.perf_counter()
     chosen = Path(model_dir) if model_dir is not None else latest_model(project_path)
-    model, card = load_checkpoint(chosen)
+    # On a cluster the workers load the weights; here only the card is needed.
+    card = load_card(chosen)
     notes: list[str] = []
     with Project.open(project_path) as project:
         taxonomy = project.current_taxonomy()
@@ -596,12 +572,16 @@ def prelabel_project(
                 f" ({', '.join(card.band_names)}) but scene {sid} ({info.path}) has {info.count}."
                 " Train a model on this imagery: `geolabel train PROJECT`."
             )
-    grids = {sid: _grid_for(stored.get(sid), info, sid, card) for sid, info in scenes.items()}
+    plans = {sid: grid_plan(stored.get(sid), info, sid, card) for sid, info in scenes.items()}
     target = Path(out_dir) if out_dir else prelabels_dir(project_path, card.model_version)
     if scheduler is None:
+        model, card = load_checkpoint(chosen)
         predictor = TilePredictor(
             model, card, precision=precision, num_threads=num_threads, features=True
         )
+        grids = {
+            sid: plan if isinstance(plan, TileGrid) else plan.build() for sid, plan in plans.items()
+        }
         outputs = _predict_locally(predictor, grids, parcels, target, batch_size, progress)
         threads = predictor.threads
     else:
@@ -610,10 +590,10 @@ def prelabel_project(
 
         with dask_client(scheduler) as client:
             n_workers = len(client.nthreads())
-            outputs, threads = predict_scenes(
+            outputs, threads, built = predict_scenes(
                 client,
                 chosen,
-                list(grids.values()),
+                list(plans.values()),
                 parcels,
                 target,
                 batch_size=batch_size,
@@ -621,6 +601,7 @@ def prelabel_project(
                 num_threads=num_threads,
                 progress=progress,
             )
+        grids = dict(zip(plans, built, strict=True))
         notes.append(
             f"Ran on Dask ({scheduler}): {len(grids)} scene task(s), {n_workers} worker(s)."
         )

@@ -16,10 +16,21 @@ rest renormalised); its confidence is that maximum, with margin and entropy besi
 the mean confidence and mean entropy of its valid pixels, and its most common class.
 
 Speed: batch norms are folded into the convolutions (:func:`~geolabel.prelabel.model.
-fold_batchnorm`), tiles are averaged down before they are normalised, the model runs in
-``channels_last`` on a thread count measured on the batches themselves
-(:class:`~geolabel.prelabel.threads.ThreadTuner`), and the mosaic, zonal statistics and
-embeddings of a batch are computed on a worker thread while the model runs on the next one.
+fold_batchnorm`), tiles are averaged down before they are normalised, and the model runs in
+``channels_last``. Over many batches (:meth:`TilePredictor.map`) it runs one batch per core at
+once, each on a single torch thread (*streams*), rather than one batch at a time on every core:
+the model's inputs are small (64 px at the default input scale), so a layer split across
+cores spends much of its time at OpenMP barriers, and those barriers spin-wait -- a core taken
+by the reader or the mosaic then stalls the whole layer. Single-threaded streams have no
+barrier, so the reader, the mosaic and other processes share the cores without stalling the
+model; on 2 idle cores the sample's tiles go about 1.1-1.2x faster than with 2 torch threads on
+one batch. One batch at a time (``predictor(batch)``) runs on a thread count measured on the
+batches themselves (:class:`~geolabel.prelabel.threads.ThreadTuner`). The mosaic, zonal
+statistics and embeddings of a batch are computed on a worker thread while the model works on
+the next ones.
+
+A batch's probabilities do not depend on how many streams run: each is computed on one torch
+thread, the same with 1 stream or 4 (and on a single-threaded Dask worker).
 
 Precision: float32. bfloat16 autocast was measured on the sample on this project's CPUs (AVX2,
 no native bf16; ``benchmarks/prelabel.py``): it kept 99.9% argmax agreement but took 5–10× the
@@ -30,7 +41,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,20 +57,22 @@ from torch import nn
 from geolabel.errors import GeolabelError
 from geolabel.prelabel.embeddings import ParcelEmbeddings, tile_embeddings
 from geolabel.prelabel.metrics import apply_temperature, uncertainty
-from geolabel.prelabel.model import ModelCard, fold_batchnorm
-from geolabel.prelabel.threads import ThreadTuner
+from geolabel.prelabel.model import ModelCard, ModelMismatchError, fold_batchnorm
+from geolabel.prelabel.threads import ThreadTuner, available_cores
 from geolabel.raster.io import RasterInfo
 from geolabel.raster.mosaic import Mosaic
-from geolabel.raster.reader import iter_tile_batches
-from geolabel.raster.tiling import Tile, TileGrid, tile_scene
+from geolabel.raster.reader import TileBatch, iter_tile_batches
+from geolabel.raster.tiling import Tile, TileGrid, tile_scene, tile_windows
 from geolabel.raster.zonal import ZonalAccumulator
 
 __all__ = [
+    "GridPlan",
     "Precision",
     "SceneOutputs",
     "TileOutputs",
     "TilePredictor",
     "aligned_grid",
+    "grid_plan",
     "model_grid",
     "parcel_prelabels",
     "predict_scene",
@@ -89,8 +103,9 @@ class TilePredictor:
         model: The segmentation model.
         card: Its model card (bands, normalisation, input scale, temperature).
         precision: ``fp32`` (default) or ``bf16`` (autocast; see the module docstring).
-        num_threads: Torch threads (default: tuned by timing batches, see
-            :class:`~geolabel.prelabel.threads.ThreadTuner`).
+        num_threads: Cores to use: torch threads for one batch, streams for
+            :meth:`map` (default: one batch tuned by timing batches, see
+            :class:`~geolabel.prelabel.threads.ThreadTuner`; :meth:`map` one stream per core).
         features: Also return the deepest encoder features (for embeddings).
         upsample: Return probabilities at the tiles' resolution (bilinear) instead of the
             model's.
@@ -117,6 +132,8 @@ class TilePredictor:
         self.card = card
         self.precision = precision
         self.tuner = ThreadTuner(num_threads, period=32, skip_first=True)
+        self.streams = max(1, int(num_threads)) if num_threads is not None else available_cores()
+        self._threads: int | None = None
         self.features = features
         self.upsample = upsample
         self._mean = torch.tensor(card.mean, dtype=torch.float32)[None, :, None, None]
@@ -137,13 +154,66 @@ class TilePredictor:
         Raises:
             GeolabelError: The batch has another number of bands than the model.
         """
+        self._check(batch)
+        self.tuner.before()
+        t0 = time.perf_counter()
+        out = self._forward(batch, valid)
+        self.tuner.after(time.perf_counter() - t0, len(batch))
+        self._threads = self.tuner.current
+        return out
+
+    def map(
+        self, batches: Iterable[TileBatch] | Iterable[np.ndarray]
+    ) -> Iterator[tuple[Any, TileOutputs]]:
+        """Predict many batches, :attr:`streams` at once, each on one torch thread.
+
+        Args:
+            batches: Raw pixel batches, or :class:`~geolabel.raster.reader.TileBatch` es
+                (their ``valid`` masks are used).
+
+        Yields:
+            ``(batch, outputs)`` in the order given. At most ``streams + 1`` batches are in
+            flight.
+
+        Raises:
+            GeolabelError: A batch has another number of bands than the model.
+        """
+        if self.streams <= 1:
+            for b in batches:
+                array, valid = _unpack(b)
+                yield b, self(array, valid)
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        self._threads = self.streams
+        try:
+            with ThreadPoolExecutor(self.streams, thread_name_prefix="geolabel-infer") as pool:
+                inflight: deque[tuple[Any, Future[TileOutputs]]] = deque()
+                for b in batches:
+                    array, valid = _unpack(b)
+                    self._check(array)
+                    inflight.append((b, pool.submit(self._stream, array, valid)))
+                    if len(inflight) > self.streams:
+                        done, future = inflight.popleft()
+                        yield done, future.result()
+                while inflight:
+                    done, future = inflight.popleft()
+                    yield done, future.result()
+        finally:
+            torch.set_num_threads(previous)
+
+    def _stream(self, batch: np.ndarray, valid: np.ndarray | None) -> TileOutputs:
+        torch.set_num_threads(1)  # this thread's OpenMP team: one thread, no barriers
+        return self._forward(batch, valid)
+
+    def _check(self, batch: np.ndarray) -> None:
         if batch.ndim != 4 or batch.shape[1] != len(self.card.bands):
             raise GeolabelError(
                 f"The model takes {len(self.card.bands)} band(s)"
                 f" ({', '.join(self.card.band_names)}) but got a batch of shape {batch.shape}."
             )
-        self.tuner.before()
-        t0 = time.perf_counter()
+
+    def _forward(self, batch: np.ndarray, valid: np.ndarray | None) -> TileOutputs:
         scale = self.card.input_scale
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(torch.float32)
@@ -164,14 +234,18 @@ class TilePredictor:
                     probs, size=batch.shape[2:], mode="bilinear", align_corners=False
                 )
             out_feats = feats[-1].float().contiguous().numpy() if self.features else None
-            out = TileOutputs(probs.numpy(), out_feats)
-        self.tuner.after(time.perf_counter() - t0, len(batch))
-        return out
+            return TileOutputs(probs.numpy(), out_feats)
 
     @property
     def threads(self) -> int:
-        """Torch threads of the latest call (see :class:`.ThreadTuner`)."""
-        return self.tuner.current
+        """Cores the latest run used: torch threads of a call, or streams of :meth:`map`."""
+        return self._threads if self._threads is not None else self.tuner.current
+
+
+def _unpack(batch: TileBatch | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(batch, np.ndarray):
+        return batch, None
+    return batch.array, batch.valid
 
 
 @dataclass(frozen=True)
@@ -357,6 +431,88 @@ def aligned_grid(
     return replace(grid, scene=scene)
 
 
+@dataclass(frozen=True, slots=True)
+class GridPlan:
+    """A scene's model-sized tile grid, to be built where the scene is read.
+
+    Building a grid reads the whole scene once (tiles that are all nodata are left out, see
+    :func:`~geolabel.raster.tiling.tile_scene`), so on a Dask cluster the plan travels to the
+    worker that pre-labels the scene and the grid is built there, not on the client.
+
+    Attributes:
+        scene: The scene.
+        scene_id: Its id (for the tile ids).
+        size: Tile size (a multiple of ``scale``).
+        overlap: Overlap (a multiple of ``scale``).
+        scale: The model's input scale.
+    """
+
+    scene: RasterInfo
+    scene_id: str
+    size: int
+    overlap: int
+    scale: int
+
+    def build(self) -> TileGrid:
+        """The grid (:func:`aligned_grid`); reads the scene."""
+        return aligned_grid(
+            self.scene,
+            size=self.size,
+            overlap=self.overlap,
+            scale=self.scale,
+            scene_id=self.scene_id,
+        )
+
+    @property
+    def max_tiles(self) -> int:
+        """Tiles before the nodata ones are left out (an upper bound, for progress bars)."""
+        s = self.scale
+        width, height = self.scene.width // s * s, self.scene.height // s * s
+        return len(tile_windows(width, height, self.size, self.overlap))
+
+
+def grid_plan(
+    stored: TileGrid | None, scene: RasterInfo, scene_id: str, card: ModelCard
+) -> TileGrid | GridPlan:
+    """The project's stored grid when its tiles suit the model, else a plan of the model's size.
+
+    Tiles suit the model when their size is a multiple of ``input_scale × 2^encoder_depth``
+    and every offset a multiple of ``input_scale`` (see :func:`aligned_grid`). The planned
+    grid has the card's tile size (at most the scene's size) and an overlap of 32 px (a
+    quarter of the tile at most).
+
+    Args:
+        stored: The grid the project stores for the scene (``geolabel tile``), or None.
+        scene: The scene.
+        scene_id: Its id.
+        card: The model's card.
+
+    Returns:
+        The stored grid, or the plan of a new one (:meth:`GridPlan.build`).
+
+    Raises:
+        ModelMismatchError: The scene is smaller than one model input.
+    """
+    scale = card.input_scale
+    step = scale * 2 ** int(card.config.get("encoder_depth", 5))
+    if (
+        stored is not None
+        and stored.size % step == 0
+        and all(t.row_off % scale == 0 and t.col_off % scale == 0 for t in stored.tiles)
+        and all(t.height == t.width == stored.size for t in stored.tiles)
+    ):
+        return stored
+    size = min(card.tile_size, scene.width // scale * scale, scene.height // scale * scale)
+    size = size // step * step
+    if size < step:
+        raise ModelMismatchError(
+            f"Scene {scene.path} ({scene.width} × {scene.height} px) is smaller than one model"
+            f" input ({step} px); the model cannot run on it."
+        )
+    overlap = min(32, size // 4) // scale * scale
+    return GridPlan(scene, scene_id, size, overlap, scale)
+
+
 def predict_scene(
     predictor: TilePredictor,
     grid: TileGrid,
@@ -371,9 +527,10 @@ def predict_scene(
     Tiles are read at the scene's resolution, predicted at the model's, and blended into a
     mosaic on the model-resolution grid (:func:`model_grid`), where the per-parcel statistics
     are taken too (a pixel of the coarser grid belongs to the parcel that holds its centre).
-    Reading runs ahead on its own threads (:func:`iter_tile_batches`); blending a batch, the
-    zonal statistics, tile rows and embeddings run on one worker thread while the model works
-    on the next batch (numpy releases the GIL, so they overlap), one batch in flight at most.
+    Reading runs ahead on its own threads (:func:`iter_tile_batches`); the model runs on the
+    predictor's streams (:meth:`TilePredictor.map`); blending a batch, the zonal statistics,
+    tile rows and embeddings run on one worker thread while the model works on the next
+    batches (numpy and torch release the GIL, so they overlap), one batch in post at most.
 
     Args:
         predictor: The model, ready to run (features are pooled when it returns them).
@@ -412,8 +569,8 @@ def predict_scene(
         acc = _SceneAccumulators(mosaic, classes, embed)
         pending: Future[None] | None = None
         pending_n = 0
-        for batch in iter_tile_batches(grid, batch_size=batch_size, bands=card.bands):
-            result = predictor(batch.array, batch.valid)
+        batches = iter_tile_batches(grid, batch_size=batch_size, bands=card.bands)
+        for batch, result in predictor.map(batches):
             if pending is not None:
                 pending.result()
                 done += pending_n
