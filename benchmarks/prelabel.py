@@ -241,6 +241,8 @@ def main() -> None:
                 timed(predict_scene, in_pipeline, grid, parcels, tmp / f"e2e{k}", batch_size=BATCH)
             )
         tps = {k: n_tiles / statistics.median(v) for k, v in times.items()}
+        threads = {"naive": default_threads_at_start, "geolabel": predictor.threads,
+                   "end_to_end": in_pipeline.threads}  # fmt: skip
         print(
             f"{n_tiles} tiles of {card.tile_size} px (model input"
             f" {card.tile_size // card.input_scale} px), median of {args.repeat} rounds:"
@@ -299,9 +301,9 @@ def main() -> None:
             "naive_tiles_per_s": round(tps["naive"], 1),
             "geolabel_tiles_per_s": round(tps["ours"], 1),
             "end_to_end_tiles_per_s": round(tps["e2e"], 1),
-            "threads_naive": default_threads_at_start,
-            "threads_geolabel": predictor.threads,
-            "threads_end_to_end": in_pipeline.threads,
+            "threads_naive": threads["naive"],
+            "threads_geolabel": threads["geolabel"],
+            "threads_end_to_end": threads["end_to_end"],
             "bf16_argmax_agreement": round(agreement, 5),
             "bf16_time_over_fp32": round(bf16_s / fp32_s, 2),
             "val_miou": round(val["miou"], 4),

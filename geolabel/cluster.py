@@ -119,7 +119,9 @@ def local_cluster(n_workers: int | None = None, *, dashboard: bool = True) -> Lo
     # glibc reads MALLOC_* when a process starts: the variables must be in the environment
     # the worker process is spawned with (Dask's ``env=`` is applied after the spawn).
     spawn_env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
-    with dask.config.set(spawn_env):
+    # Dask's statistical profiler samples every task's stack each 10 ms from its own thread:
+    # CPU taken from the one core a single-threaded worker has. Off for our clusters.
+    with dask.config.set({**spawn_env, "distributed.worker.profile.enabled": False}):
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,

@@ -251,3 +251,30 @@ class TestPredictScene:
         assert out.tile_embedding.shape == (len(grid), 128)
         assert out.parcel_ids == ["left", "right"]
         assert np.isfinite(out.parcel_embedding).all()
+
+    def test_serial_runs_on_the_calling_thread_with_the_same_outputs(self, scene, model, tmp_path):
+        import threading
+
+        path, parcels = scene
+        grid = tile_scene(path, size=32, overlap=8)
+        threaded = predict_scene(
+            TilePredictor(model, _card(), num_threads=2, features=True),
+            grid, parcels, tmp_path / "threaded", batch_size=4,
+        )  # fmt: skip
+        seen: set[str] = set()
+
+        def watch(_: int) -> None:
+            seen.update(t.name for t in threading.enumerate())
+
+        serial = predict_scene(
+            TilePredictor(model, _card(), num_threads=1, features=True),
+            grid, parcels, tmp_path / "serial", batch_size=4, progress=watch, serial=True,
+        )  # fmt: skip
+        assert seen and not any(n.startswith("geolabel-") for n in seen)
+        pd.testing.assert_frame_equal(threaded.zonal, serial.zonal)
+        pd.testing.assert_frame_equal(threaded.tiles, serial.tiles)
+        np.testing.assert_array_equal(threaded.parcel_embedding, serial.parcel_embedding)
+        for a, b in ((threaded.class_map, serial.class_map),
+                     (threaded.confidence_map, serial.confidence_map)):  # fmt: skip
+            with rasterio.open(a) as x, rasterio.open(b) as y:
+                np.testing.assert_array_equal(x.read(), y.read())

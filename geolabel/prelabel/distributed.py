@@ -124,9 +124,17 @@ def predict_scene_task(
     threads = worker_threads(num_threads)
     torch.set_num_threads(threads)
     predictor = cached_predictor(model_dir, precision=precision, num_threads=threads)
-    built = grid if isinstance(grid, TileGrid) else grid.build()
+    # A worker of one thread gets one core from Dask: read, predict and pool on this thread
+    # (reader and pooling threads would make workers on neighbouring cores fight for them).
+    serial = threads == 1
+    built = grid if isinstance(grid, TileGrid) else grid.build(workers=0 if serial else 2)
     outputs = predict_scene(
-        predictor, built, parcels.to_crs(built.scene.crs), out_dir, batch_size=batch_size
+        predictor,
+        built,
+        parcels.to_crs(built.scene.crs),
+        out_dir,
+        batch_size=batch_size,
+        serial=serial,
     )
     return outputs, predictor.threads, built
 
@@ -166,7 +174,9 @@ def predict_scenes(
     from distributed import as_completed
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    shared = client.scatter(parcels, broadcast=False)
+    # Every worker needs them: send them to each now, rather than have a worker fetch them
+    # from a busy one (whose event loop waits for its task to let go of the GIL).
+    shared = client.scatter(parcels, broadcast=True)
     futures = [
         client.submit(
             predict_scene_task,

@@ -39,6 +39,7 @@ time, so it is offered (``precision="bf16"``) but not the default.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -46,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import geopandas as gpd
 import numpy as np
@@ -79,6 +80,7 @@ __all__ = [
 ]
 
 Precision = Literal["fp32", "bf16"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +165,18 @@ class TilePredictor:
         return out
 
     def map(
-        self, batches: Iterable[TileBatch] | Iterable[np.ndarray]
+        self,
+        batches: Iterable[TileBatch] | Iterable[np.ndarray],
+        *,
+        streams: int | None = None,
     ) -> Iterator[tuple[Any, TileOutputs]]:
         """Predict many batches, :attr:`streams` at once, each on one torch thread.
 
         Args:
             batches: Raw pixel batches, or :class:`~geolabel.raster.reader.TileBatch` es
                 (their ``valid`` masks are used).
+            streams: Instead of :attr:`streams`; 1 runs every batch on the calling thread
+                (with the predictor's torch threads).
 
         Yields:
             ``(batch, outputs)`` in the order given. At most ``streams + 1`` batches are in
@@ -178,22 +185,23 @@ class TilePredictor:
         Raises:
             GeolabelError: A batch has another number of bands than the model.
         """
-        if self.streams <= 1:
+        n = self.streams if streams is None else max(1, int(streams))
+        if n == 1:
             for b in batches:
                 array, valid = _unpack(b)
                 yield b, self(array, valid)
             return
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
-        self._threads = self.streams
+        self._threads = n
         try:
-            with ThreadPoolExecutor(self.streams, thread_name_prefix="geolabel-infer") as pool:
+            with ThreadPoolExecutor(n, thread_name_prefix="geolabel-infer") as pool:
                 inflight: deque[tuple[Any, Future[TileOutputs]]] = deque()
                 for b in batches:
                     array, valid = _unpack(b)
                     self._check(array)
                     inflight.append((b, pool.submit(self._stream, array, valid)))
-                    if len(inflight) > self.streams:
+                    if len(inflight) > n:
                         done, future = inflight.popleft()
                         yield done, future.result()
                 while inflight:
@@ -240,6 +248,21 @@ class TilePredictor:
     def threads(self) -> int:
         """Cores the latest run used: torch threads of a call, or streams of :meth:`map`."""
         return self._threads if self._threads is not None else self.tuner.current
+
+
+class _InlineExecutor(contextlib.AbstractContextManager["_InlineExecutor"]):
+    """An executor that runs every call at once on the calling thread."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed over, as a pool thread would
+            future.set_exception(exc)
+        return future
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _unpack(batch: TileBatch | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -405,7 +428,13 @@ def model_grid(grid: TileGrid, scale: int) -> TileGrid:
 
 
 def aligned_grid(
-    scene: RasterInfo, *, size: int, overlap: int, scale: int, scene_id: str = "S001"
+    scene: RasterInfo,
+    *,
+    size: int,
+    overlap: int,
+    scale: int,
+    scene_id: str = "S001",
+    workers: int = 2,
 ) -> TileGrid:
     """A tile grid whose windows are all multiples of ``scale`` (see :func:`model_grid`).
 
@@ -420,6 +449,7 @@ def aligned_grid(
         overlap: Overlap (a multiple of ``scale``).
         scale: The model's input scale.
         scene_id: Scene id for the tile ids.
+        workers: Threads reading the scene for its nodata (0: the calling thread).
 
     Returns:
         The grid.
@@ -427,7 +457,7 @@ def aligned_grid(
     cropped = replace(
         scene, width=scene.width // scale * scale, height=scene.height // scale * scale
     )
-    grid = tile_scene(cropped, size=size, overlap=overlap, scene_id=scene_id)
+    grid = tile_scene(cropped, size=size, overlap=overlap, scene_id=scene_id, workers=workers)
     return replace(grid, scene=scene)
 
 
@@ -453,14 +483,15 @@ class GridPlan:
     overlap: int
     scale: int
 
-    def build(self) -> TileGrid:
-        """The grid (:func:`aligned_grid`); reads the scene."""
+    def build(self, *, workers: int = 2) -> TileGrid:
+        """The grid (:func:`aligned_grid`); reads the scene on ``workers`` threads (0: this one)."""
         return aligned_grid(
             self.scene,
             size=self.size,
             overlap=self.overlap,
             scale=self.scale,
             scene_id=self.scene_id,
+            workers=workers,
         )
 
     @property
@@ -521,6 +552,7 @@ def predict_scene(
     *,
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
+    serial: bool = False,
 ) -> SceneOutputs:
     """Pre-label one scene: class and confidence COGs, per-parcel and per-tile statistics.
 
@@ -539,6 +571,9 @@ def predict_scene(
         out_dir: Folder for ``<scene_id>_classes.tif`` and ``<scene_id>_confidence.tif``.
         batch_size: Tiles per forward pass.
         progress: Called with the number of tiles done after every batch.
+        serial: Read, predict and pool on the calling thread only, one step after the
+            other (a Dask task on a single-threaded worker: its core is all it may use; the
+            predictor should have one stream). The outputs are the same either way.
 
     Returns:
         The maps, statistics and embeddings.
@@ -564,13 +599,15 @@ def predict_scene(
     done = 0
     with (
         Mosaic(coarse, classes=classes, zonal=zonal) as mosaic,
-        ThreadPoolExecutor(1, thread_name_prefix="geolabel-post") as post,
+        _InlineExecutor() if serial else ThreadPoolExecutor(1, "geolabel-post") as post,
     ):
         acc = _SceneAccumulators(mosaic, classes, embed)
         pending: Future[None] | None = None
         pending_n = 0
-        batches = iter_tile_batches(grid, batch_size=batch_size, bands=card.bands)
-        for batch, result in predictor.map(batches):
+        batches = iter_tile_batches(
+            grid, batch_size=batch_size, bands=card.bands, workers=0 if serial else 2
+        )
+        for batch, result in predictor.map(batches, streams=1 if serial else None):
             if pending is not None:
                 pending.result()
                 done += pending_n

@@ -198,7 +198,13 @@ class _ThreadHandles:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._handles: list[DatasetReader] = []
-        self.executor = ThreadPoolExecutor(max(1, int(workers)), thread_name_prefix="geolabel-read")
+        # No threads at all with 0 workers: the caller's thread reads (a Dask task on a
+        # single-threaded worker must not use more than its one core).
+        self.executor = (
+            ThreadPoolExecutor(int(workers), thread_name_prefix="geolabel-read")
+            if int(workers) > 0
+            else None
+        )
 
     def handle(self) -> DatasetReader:
         ds: DatasetReader | None = getattr(self._local, "ds", None)
@@ -221,7 +227,8 @@ class _ThreadHandles:
         return buf[: math.prod(shape)].reshape(shape)
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
         for ds in self._handles:
             ds.close()
         self._handles.clear()
@@ -252,6 +259,12 @@ def _ordered(
     before_submit: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """Run ``work(job)`` on the pool with at most ``prefetch`` in flight; yield in job order."""
+    if pool.executor is None:  # on the caller's thread
+        for k, job in enumerate(jobs):
+            if before_submit is not None:
+                before_submit(k)
+            yield k, work(job)
+        return
     pending: deque[tuple[int, Future[Any]]] = deque()
     next_job = 0
     while next_job < len(jobs) or pending:
@@ -280,7 +293,7 @@ def read_strips(
         bands: 1-based band indexes (all when None).
         rows: ``(first, end)`` rows to cover (the whole scene when None).
         strip_rows: Rows per strip (default: whole block rows, at least 256 rows).
-        workers: Threads, each with its own dataset handle.
+        workers: Threads, each with its own dataset handle (0: read on the calling thread).
         prefetch: Strips in flight (default ``workers + 1``); bounds memory.
 
     Yields:
@@ -388,7 +401,8 @@ def iter_tile_batches(
         normalise: Statistics to normalise with: the batch becomes ``float32``
             ``(x - mean) / std`` per band, and nodata pixels become 0 (the band mean).
             Their ``bands`` must equal the bands read.
-        workers: Reader threads, each with its own dataset handle.
+        workers: Reader threads, each with its own dataset handle (0: read on the calling
+            thread, no thread started).
         prefetch: Strips in flight (default ``workers + 1``). Memory is about
             ``prefetch × strip rows × width × bands`` pixels of the scene's dtype, plus the
             batches those strips touch; a strip is whole block rows, at least 256 rows.

@@ -465,6 +465,7 @@ def tile_index(
             raise TilingError(f"Two tile grids have the scene id {grid.scene_id!r}.")
         seen.add(grid.scene_id)
         scene_crs = grid.scene.crs
+        same_crs = CRS.from_user_input(scene_crs).equals(target)  # once per scene, not per tile
         for tile in grid.tiles:
             bounds = grid.tile_bounds(tile)
             rows.append(
@@ -483,7 +484,7 @@ def tile_index(
                     "top": bounds[3],
                 }
             )
-            geoms.append(_footprint(bounds, scene_crs, target))
+            geoms.append(box(*bounds) if same_crs else _footprint(bounds, scene_crs, target))
     index = gpd.GeoDataFrame(
         pd.DataFrame(rows, columns=list(_INDEX_COLUMNS[:-1])), geometry=geoms, crs=target
     )
