@@ -183,3 +183,46 @@ class TestProjectHotspots:
         assert bad.exit_code == 1 and "Traceback" not in bad.output
         bad_alpha = runner.invoke(app, ["hotspots", str(path), "--alpha", "2"])
         assert bad_alpha.exit_code == 1 and "alpha" in bad_alpha.output
+
+
+class TestModelUncertainty:
+    def test_model_doubt_stands_in_where_the_crowd_has_not_voted(self, tmp_path):
+        """Round 1: too few parcels with two votes; the model's doubt finds the odd block."""
+        from geolabel.project import init_project
+        from geolabel.store import Project
+
+        path = tmp_path / "p.gpkg"
+        init_project(path, scenes=[SAMPLE / "scene.tif"], parcels=SAMPLE / "city.gpkg",
+                     parcels_layer="parcels", taxonomy=SAMPLE / "taxonomy.yaml")  # fmt: skip
+        truth = sample_truth()
+        mixed = set(truth.loc[truth["ambiguity"] == "mixed_use", "item"])
+        with Project.open(path) as project:
+            classes = list(project.current_taxonomy().parcel_class_ids)
+            items = project.items()["item"].astype(str).tolist()
+            rows = []
+            for item in items:
+                if item in mixed:  # torn between residential and commercial
+                    probas = {c: 0.02 for c in classes}
+                    probas.update(residential=0.45, commercial=0.43)
+                else:
+                    probas = {c: 0.005 for c in classes}
+                    probas["residential"] = 1.0 - 0.005 * (len(classes) - 1)
+                label = max(probas, key=lambda c: probas[c])
+                rows.append({"item": item, "label": label, "confidence": probas[label],
+                             "probas": probas})  # fmt: skip
+            project.add_predictions(pd.DataFrame(rows), model_version="m-test",
+                                    allowed_labels=classes)  # fmt: skip
+            voted = [i for i in items if i not in mixed][:4]
+            votes = pd.DataFrame(
+                [{"item": i, "annotator": a, "label": "residential"} for i in voted
+                 for a in ("w1", "w2")]
+            )  # fmt: skip
+            project.add_annotations(votes, source="test", allowed_labels=classes)
+            with pytest.raises(ReviewError, match="two or more votes"):
+                project_hotspots(project, permutations=99)
+            result = project_hotspots(project, model_uncertainty=True, permutations=999)
+        found = set(result.items.loc[result.items["significant"], "item"])
+        assert len(found & mixed) >= 10 and found <= mixed | set(voted), found - mixed
+        assert len(result.items) == len(items)  # every pre-labeled parcel was tested
+        block = result.polygons[result.polygons["items"].str.contains("P0150")]
+        assert block["top_pair"].iloc[0] == "residential ↔ commercial"

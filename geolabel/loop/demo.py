@@ -183,11 +183,12 @@ def _review_story(project: Path, world: World, say: Say) -> list[str]:
     from geolabel.errors import GeolabelError
     from geolabel.review import story
 
-    # After one round few parcels have two votes, so a significant hotspot is not guaranteed;
-    # the expert then reviews the top 50 of the queue (a day's review budget) and proposes the
-    # split from the mixed-use parcels met there.
+    # After one round few parcels have two votes: the hotspot test lets the model's doubt
+    # stand in for the others (project_hotspots(model_uncertainty=True)), so the block the
+    # model cannot place shows up, and the expert proposes the split from the mixed-use
+    # parcels met inside one hotspot.
     try:
-        return story.run(project, truth=world.truth, say=say, limit=50, require_hotspot=False)
+        return story.run(project, truth=world.truth, say=say, model_uncertainty=True)
     except GeolabelError as exc:  # the review is a chapter of the demo, not its purpose
         line = f"Review skipped: {exc}"
         say(line)

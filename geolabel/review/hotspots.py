@@ -479,6 +479,34 @@ def project_parcels(project: Project) -> gpd.GeoDataFrame:
     return parcels
 
 
+def _model_doubt(project: Project, classes: Sequence[str]) -> pd.DataFrame:
+    """Per pre-labeled parcel: normalised entropy of its latest pre-label, top-two pair."""
+    from geolabel.review.disagreement import pair_name
+
+    pre = project.predictions()
+    if pre.empty or "probas" not in pre.columns:
+        return pd.DataFrame(columns=["item", "disagreement", "top_pair"])
+    pre = pre.sort_values("created_at", kind="stable").drop_duplicates("item", keep="last")
+    rows = []
+    for item, probas in zip(pre["item"].astype(str), pre["probas"], strict=True):
+        if not isinstance(probas, dict) or len(probas) < 2:
+            continue
+        q = np.clip(np.array([float(v) for v in probas.values()]), 0.0, None)
+        if q.sum() <= 0:
+            continue
+        q = q / q.sum()
+        nz = q[q > 0]
+        ranked = sorted(probas, key=lambda c: -float(probas[c]))
+        rows.append(
+            {
+                "item": item,
+                "disagreement": float(-(nz * np.log(nz)).sum() / np.log(len(q))),
+                "top_pair": pair_name(str(ranked[0]), str(ranked[1]), classes),
+            }
+        )
+    return pd.DataFrame(rows, columns=["item", "disagreement", "top_pair"])
+
+
 def project_hotspots(
     project: Project,
     *,
@@ -491,8 +519,19 @@ def project_hotspots(
     alpha: float = 0.2,
     permutations: int = 9999,
     seed: int = 0,
+    model_uncertainty: bool = False,
 ) -> HotspotResult:
-    """Find the disagreement hotspots among a project's parcels.
+    r"""Find the disagreement hotspots among a project's parcels.
+
+    By default only parcels with two or more votes are observations. Early in a project
+    (after one round) few parcels have that many, too few for a significant cluster; with
+    ``model_uncertainty`` every other parcel with a stored pre-label joins the test with the
+    model's normalised entropy :math:`H(q_i)/\log K` as its value (its doubt between classes,
+    0 when sure, 1 when every class is equally likely) and its two most probable classes as
+    ``top_pair``. Voted parcels keep their disagreement score. This finds where the crowd
+    *or* the model hesitates: a block the model cannot place (classes that do not fit, such
+    as mixed-use parcels under a residential/commercial taxonomy) forms a hotspot before the
+    crowd has been asked there, and the review queue ranks its voted parcels first.
 
     Args:
         project: An open project with a parcels layer and parcel annotations.
@@ -505,6 +544,8 @@ def project_hotspots(
         alpha: False-discovery rate.
         permutations: Permutations per parcel.
         seed: Seed of the permutations.
+        model_uncertainty: Also test parcels with fewer than two votes, by the entropy of
+            their latest pre-label (see above).
 
     Returns:
         The hotspots (items keyed by the parcels' item ids).
@@ -524,6 +565,12 @@ def project_hotspots(
     # loop has only begun to label (its neighbours are then the nearest observed parcels).
     if "n_votes" in scores.columns:
         observed = set(scores.loc[scores["n_votes"] >= 2, "item"].astype(str))
+        if model_uncertainty:
+            doubt = _model_doubt(project, project.current_taxonomy().class_ids)
+            doubt = doubt[~doubt["item"].isin(observed)]
+            voted = scores[scores["item"].astype(str).isin(observed)]
+            scores = pd.concat([voted, doubt], ignore_index=True)
+            observed |= set(doubt["item"])
         parcels = parcels[parcels["item"].astype(str).isin(observed)]
     need = max(3, k + 1) if weights == "knn" else 3
     if len(parcels) < need:

@@ -40,6 +40,7 @@ def run(
     permutations: int | None = None,
     guidelines_dir: str | os.PathLike[str] | None = None,
     require_hotspot: bool = True,
+    model_uncertainty: bool = False,
 ) -> list[str]:
     """Run the review chapter of the demo on a project.
 
@@ -59,6 +60,10 @@ def run(
         require_hotspot: The expert proposes the split only from mixed-use parcels inside one
             hotspot; False lets mixed-use parcels anywhere in the decided part of the queue
             count (early rounds, when too few parcels have votes for a significant hotspot).
+        model_uncertainty: Compute the hotspots with the model's doubt standing in for
+            parcels with fewer than two votes
+            (:func:`~geolabel.review.hotspots.project_hotspots`): what lets round 1, when
+            few parcels have votes, show the hotspot.
 
     Returns:
         The story, one line per step.
@@ -80,6 +85,31 @@ def run(
         else set()
     )
     with Project.open(path) as project:
+        if hotspots is None and model_uncertainty:
+            from geolabel.review.hotspots import project_hotspots
+
+            try:
+                found = (
+                    project_hotspots(project, model_uncertainty=True)
+                    if permutations is None
+                    else project_hotspots(
+                        project, model_uncertainty=True, permutations=int(permutations)
+                    )
+                )
+                hotspots = found.items
+                tell(
+                    f"Hotspots (Gi*, crowd disagreement and, where fewer than two votes, the"
+                    f" model's doubt): {len(found.polygons)} significant, over"
+                    f" {int(found.items['significant'].sum())} parcels"
+                    + (
+                        f", {len(mixed & set(found.items.loc[found.items['significant'], 'item']))}"
+                        f" of the {len(mixed)} planted mixed-use among them."
+                        if mixed
+                        else "."
+                    )
+                )
+            except ReviewError as exc:
+                tell(f"No hotspot test yet: {exc}")
         queue = project_queue(project, hotspots=hotspots, permutations=permutations)
         if queue.empty:
             raise ReviewError(f"{path}: nothing to review (no disputed items).")
