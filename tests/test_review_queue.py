@@ -67,6 +67,24 @@ class TestBuildQueue:
         assert list(q["rank"]) == [1, 2, 3, 4]
         assert list(q.columns) == [*QUEUE_COLUMNS, "geometry"]
 
+    def test_larger_hotspots_lead(self):
+        # c and d alone in small hotspots; b in one of nine parcels (eight not in the queue:
+        # unvoted parcels the model doubted). Same disagreement for c and b: the size decides.
+        hot = pd.DataFrame(
+            {
+                "item": ["a", "b", "c", "d", *[f"u{k}" for k in range(8)]],
+                "significant": [False, True, True, True, *[True] * 8],
+                "hotspot_id": [None, "H1", "H2", "H3", *["H1"] * 8],
+            }
+        )
+        frame = _disagreement().assign(disagreement=[0.9, 0.5, 0.5, 0.5])
+        frame["model_crowd_disagreement"] = 0.0
+        q = build_queue(frame, hot)
+        assert q["item"].tolist()[:3] == ["b", "c", "d"]
+        assert "u0" not in set(q["item"])
+        prio = q.set_index("item")["priority"]
+        assert prio["b"] - prio["c"] == pytest.approx(0.4 * (1 - (1 / 9) ** 0.5), abs=1e-6)
+
     def test_without_hotspots_disagreement_and_conflict_rank(self):
         q = build_queue(_disagreement())
         assert list(q["item"]) == ["a", "c", "d", "b"]

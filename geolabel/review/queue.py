@@ -7,9 +7,11 @@ hand) and ranks every item by a priority in :math:`[0, 1 + w_r]`:
 
 .. math:: P_i = w_h H_i + w_d D_i + w_m C_i + w_i I_i + w_r R_i
 
-* :math:`H_i` **hotspot membership**: 1 for an item of a significant Gi* hotspot, 0 otherwise.
-  Hotspots come first because a cluster of disputes usually means the guidelines (or the
-  taxonomy) are wrong there, which one decision can settle for many parcels;
+* :math:`H_i` **hotspot membership**: :math:`\sqrt{s_h / s_{\max}}` for an item of a
+  significant Gi* hotspot :math:`h` of :math:`s_h` significant parcels (the largest hotspot's
+  items get 1), 0 otherwise. Hotspots come first because a cluster of disputes usually means
+  the guidelines (or the taxonomy) are wrong there, which one decision can settle for many
+  parcels -- the more parcels, the more one decision settles, so larger hotspots lead;
 * :math:`D_i` **disagreement**: the combined score of the disagreement frame, divided by its
   maximum when it exceeds 1 and clipped to :math:`[0, 1]`;
 * :math:`C_i` **model-crowd conflict**: ``model_crowd_disagreement`` (a 0-1 score or a flag),
@@ -289,8 +291,19 @@ def build_queue(
     frame["status"] = np.where(frame["item"].isin(relabel_set), "relabel", "open")
     versions = versions or {}
     frame["version"] = frame["item"].map(lambda i: int(versions.get(i, 0))).astype(int)
+    sizes = (
+        hotspots.loc[hotspots["significant"].fillna(False).astype(bool), "hotspot_id"]
+        .dropna()
+        .astype(str)
+        .value_counts()
+        if hotspots is not None and len(hotspots)
+        else pd.Series(dtype="int64")
+    )
+    size = frame["hotspot_id"].map(sizes).astype(float).fillna(0.0)
+    largest = float(sizes.max()) if len(sizes) else 1.0
+    membership = np.where(frame["in_hotspot"], np.sqrt(size.clip(lower=1.0) / largest), 0.0)
     frame["priority"] = (
-        w.hotspot * frame["in_hotspot"].astype(float)
+        w.hotspot * membership
         + w.disagreement * frame["disagreement"]
         + w.conflict * frame["model_crowd_disagreement"]
         + w.impact * frame["impact"]
