@@ -113,6 +113,9 @@ HOTSPOT_POLYGON_COLUMNS: tuple[str, ...] = (
 """Columns of :attr:`HotspotResult.polygons` (plus ``geometry``)."""
 
 
+_PERMUTATIONS = 9999  # permutations per parcel of the Gi* test, by default
+
+
 @dataclass(frozen=True)
 class HotspotResult:
     """Hotspots of disagreement found by :func:`find_hotspots`.
@@ -249,7 +252,7 @@ def find_hotspots(
     tolerance_m: float = 1.0,
     k: int = 6,
     alpha: float = 0.2,
-    permutations: int = 9999,
+    permutations: int = _PERMUTATIONS,
     seed: int = 0,
     high_value: bool = True,
 ) -> HotspotResult:
@@ -517,7 +520,7 @@ def project_hotspots(
     tolerance_m: float = 1.0,
     k: int = 6,
     alpha: float = 0.2,
-    permutations: int = 9999,
+    permutations: int | None = None,
     seed: int = 0,
     model_uncertainty: bool = False,
 ) -> HotspotResult:
@@ -542,7 +545,7 @@ def project_hotspots(
         tolerance_m: Gap still counted as touching.
         k: Neighbours for ``knn``.
         alpha: False-discovery rate.
-        permutations: Permutations per parcel.
+        permutations: Permutations per parcel (None: 9999, as :func:`find_hotspots`).
         seed: Seed of the permutations.
         model_uncertainty: Also test parcels with fewer than two votes, by the entropy of
             their latest pre-label (see above).
@@ -587,6 +590,6 @@ def project_hotspots(
         tolerance_m=tolerance_m,
         k=k,
         alpha=alpha,
-        permutations=permutations,
+        permutations=_PERMUTATIONS if permutations is None else int(permutations),
         seed=seed,
     )

@@ -380,13 +380,7 @@ def project_queue(
         from geolabel.review.hotspots import project_hotspots
 
         try:
-            result = (
-                project_hotspots(project, disagreement=disagreement)
-                if permutations is None
-                else project_hotspots(
-                    project, disagreement=disagreement, permutations=int(permutations)
-                )
-            )
+            result = project_hotspots(project, disagreement=disagreement, permutations=permutations)
             hotspots = result.items
         except ReviewError as exc:  # too few observed parcels yet: rank without hotspots
             warnings.warn(f"No hotspots in the queue: {exc}", UserWarning, stacklevel=2)

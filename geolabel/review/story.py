@@ -89,13 +89,7 @@ def run(
             from geolabel.review.hotspots import project_hotspots
 
             try:
-                found = (
-                    project_hotspots(project, model_uncertainty=True)
-                    if permutations is None
-                    else project_hotspots(
-                        project, model_uncertainty=True, permutations=int(permutations)
-                    )
-                )
+                found = project_hotspots(project, model_uncertainty=True, permutations=permutations)
                 hotspots = found.items
                 tell(
                     f"Hotspots (Gi*, crowd disagreement and, where fewer than two votes, the"
