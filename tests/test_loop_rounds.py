@@ -276,3 +276,29 @@ def test_plan_cli(simulated, tmp_path):
     from geolabel.loop.config import load_config
 
     assert load_config(out).routing.easy_confidence == summary["easy_confidence"]
+
+
+def test_new_classes_start_from_the_previous_encoder(tmp_path):
+    """After a taxonomy split the model keeps what it learned of the imagery, not its head."""
+    from dataclasses import replace
+
+    import torch
+
+    from geolabel.loop.rounds import _headless_weights
+    from geolabel.prelabel.model import ModelConfig, build_model
+
+    config = ModelConfig(encoder_depth=3, decoder_channels=(16, 8, 8))
+    torch.manual_seed(0)
+    old = build_model(config, 4, 7)
+    (tmp_path / "m").mkdir()
+    torch.save(old.state_dict(), tmp_path / "m" / "weights.pt")
+    path = _headless_weights(tmp_path / "m")
+    assert _headless_weights(tmp_path / "m") == path  # written once
+    state = torch.load(path, weights_only=True)
+    assert state and not any(k.startswith("segmentation_head.") for k in state)
+    torch.manual_seed(1)
+    new = build_model(replace(config, weights=path), 4, 8)  # one class more
+    assert new.segmentation_head[0].out_channels == 8
+    for name, value in new.state_dict().items():
+        if not name.startswith("segmentation_head.") and value.dtype.is_floating_point:
+            assert torch.equal(value, old.state_dict()[name]), name

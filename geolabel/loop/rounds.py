@@ -303,8 +303,16 @@ def _train(
             min_epochs=max(1, min(cfg.min_epochs, cfg.max_epochs // 2) - 1),
             lr=cfg.lr / 2,
         )
+    elif previous is not None:  # the classes changed (a taxonomy split or merge)
+        cfg = replace(cfg, model=replace(cfg.model, weights=_headless_weights(previous)))
     labels: Literal["starter", "consensus"] = "consensus" if has_consensus else "starter"
-    start = "warm start" if previous is not None and fits else "from scratch"
+    start = (
+        "warm start"
+        if previous is not None and fits
+        else "encoder and decoder from the previous model, new class head"
+        if previous is not None
+        else "from scratch"
+    )
     say(f"model: training on {labels} labels ({start})")
     try:
         report = train_project(project_path, labels=labels, config=cfg)
@@ -316,6 +324,26 @@ def _train(
             project_path, labels=labels, config=replace(cfg, model=replace(cfg.model, weights=None))
         )
     return str(report.model_dir)
+
+
+def _headless_weights(model_dir: str | os.PathLike[str]) -> str:
+    """The previous model's weights without its class head, for a model of other classes.
+
+    After a taxonomy change the class head (one output per class) no longer fits, but what the
+    encoder and decoder learned about the imagery still holds: the new model starts from them
+    with a freshly initialised head (``build_model`` loads the file with ``strict=False``)
+    and trains on the full schedule. Written beside the previous weights, once.
+    """
+    import torch
+
+    target = Path(model_dir) / "weights_headless.pt"
+    if not target.exists():
+        state = torch.load(Path(model_dir) / "weights.pt", map_location="cpu", weights_only=True)
+        kept = {k: v for k, v in state.items() if not k.startswith("segmentation_head.")}
+        tmp = target.with_suffix(".tmp")
+        torch.save(kept, tmp)
+        tmp.replace(target)
+    return str(target)
 
 
 def run_round(
