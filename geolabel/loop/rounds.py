@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -304,7 +305,11 @@ def _train(
             lr=cfg.lr / 2,
         )
     elif previous is not None:  # the classes changed (a taxonomy split or merge)
-        cfg = replace(cfg, model=replace(cfg.model, weights=_headless_weights(previous)))
+        try:
+            cfg = replace(cfg, model=replace(cfg.model, weights=_headless_weights(previous)))
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # start afresh
+            say(f"model: cannot reuse {previous} ({exc}); training from scratch")
+            previous = None
     labels: Literal["starter", "consensus"] = "consensus" if has_consensus else "starter"
     start = (
         "warm start"
