@@ -197,14 +197,16 @@ def predict_scenes(
         for f, g in zip(futures, grids, strict=True)
     }
     done = 0
+    finished: dict[object, tuple[SceneOutputs, int, TileGrid]] = {}
     try:
         for future in as_completed(futures):
-            built = future.result()[2]  # raises a failed scene's error now
+            finished[future.key] = future.result()  # fetched once; raises a failed scene's error
+            built = finished[future.key][2]
             sizes[future.key] = len(built)
             done += len(built)
             if progress is not None:
                 progress(done, sum(sizes.values()))
-        results = [f.result() for f in futures]
+        results = [finished[f.key] for f in futures]
     finally:
         for f in futures:
             f.release()

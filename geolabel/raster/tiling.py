@@ -23,6 +23,7 @@ from typing import Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from affine import Affine
 from pyproj import CRS
 from rasterio.windows import Window
@@ -457,7 +458,7 @@ def tile_index(
         GeometryError: ``regions`` has no CRS or lacks ``region_column``.
     """
     target = CRS.from_user_input(crs)
-    rows: list[dict[str, object]] = []
+    frames: list[pd.DataFrame] = []
     geoms: list[object] = []
     seen: set[str] = set()
     for grid in grids:
@@ -465,29 +466,26 @@ def tile_index(
             raise TilingError(f"Two tile grids have the scene id {grid.scene_id!r}.")
         seen.add(grid.scene_id)
         scene_crs = grid.scene.crs
-        same_crs = CRS.from_user_input(scene_crs).equals(target)  # once per scene, not per tile
-        for tile in grid.tiles:
-            bounds = grid.tile_bounds(tile)
-            rows.append(
-                {
-                    "tile_id": tile.tile_id,
-                    "scene_id": tile.scene_id,
-                    "row_off": tile.row_off,
-                    "col_off": tile.col_off,
-                    "height": tile.height,
-                    "width": tile.width,
-                    "nodata_fraction": tile.nodata_fraction,
-                    "scene_crs": scene_crs,
-                    "left": bounds[0],
-                    "bottom": bounds[1],
-                    "right": bounds[2],
-                    "top": bounds[3],
-                }
-            )
-            geoms.append(box(*bounds) if same_crs else _footprint(bounds, scene_crs, target))
-    index = gpd.GeoDataFrame(
-        pd.DataFrame(rows, columns=list(_INDEX_COLUMNS[:-1])), geometry=geoms, crs=target
+        part = pd.DataFrame(
+            [
+                (t.tile_id, t.scene_id, t.row_off, t.col_off, t.height, t.width,
+                 t.nodata_fraction, scene_crs, *grid.tile_bounds(t))
+                for t in grid.tiles
+            ],
+            columns=list(_INDEX_COLUMNS[:-1]),
+        )  # fmt: skip
+        frames.append(part)
+        corners = part[["left", "bottom", "right", "top"]].to_numpy(dtype=float)
+        if CRS.from_user_input(scene_crs).equals(target):  # once per scene, not per tile
+            geoms.extend(shapely.box(*corners.T) if len(corners) else [])
+        else:
+            geoms.extend(_footprint(tuple(b), scene_crs, target) for b in corners)
+    table = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=list(_INDEX_COLUMNS[:-1]))
     )
+    index = gpd.GeoDataFrame(table, geometry=geoms, crs=target)
     index["region"] = _regions_of(index, regions, region_column) if len(index) else []
     index["region"] = index["region"].astype(object)
     return index[[*_INDEX_COLUMNS, "geometry"]]
