@@ -23,11 +23,11 @@ the model's inputs are small (64 px at the default input scale), so a layer spli
 cores spends much of its time at OpenMP barriers, and those barriers spin-wait -- a core taken
 by the reader or the mosaic then stalls the whole layer. Single-threaded streams have no
 barrier, so the reader, the mosaic and other processes share the cores without stalling the
-model; on 2 idle cores the sample's tiles go about 1.1-1.2x faster than with 2 torch threads on
-one batch. One batch at a time (``predictor(batch)``) runs on a thread count measured on the
-batches themselves (:class:`~geolabel.prelabel.threads.ThreadTuner`). The mosaic, zonal
-statistics and embeddings of a batch are computed on a worker thread while the model works on
-the next ones.
+model; on 2 idle cores the sample's tiles went 1.05-1.2x faster than with 2 torch threads on
+one batch (1.43x -> 1.68x the naive loop's speed in ``benchmarks/prelabel.py``). One batch
+at a time (``predictor(batch)``) runs on a thread count measured on the batches themselves
+(:class:`~geolabel.prelabel.threads.ThreadTuner`). The mosaic, zonal statistics and
+embeddings of a batch are computed on a worker thread while the model works on the next ones.
 
 A batch's probabilities do not depend on how many streams run: each is computed on one torch
 thread, the same with 1 stream or 4 (and on a single-threaded Dask worker).
