@@ -226,3 +226,12 @@ class TestModelUncertainty:
         assert len(result.items) == len(items)  # every pre-labeled parcel was tested
         block = result.polygons[result.polygons["items"].str.contains("P0150")]
         assert block["top_pair"].iloc[0] == "residential ↔ commercial"
+        runner = CliRunner()
+        plain = runner.invoke(app, ["hotspots", str(path), "--permutations", "99"])
+        assert plain.exit_code == 1 and "--model-doubt" in plain.output
+        cli = runner.invoke(
+            app, ["hotspots", str(path), "--model-doubt", "--permutations", "999", "--json"]
+        )
+        assert cli.exit_code == 0, cli.output
+        data = json.loads(cli.stdout.strip().splitlines()[-1])
+        assert data["n_items"] == len(items) and data["hotspots"]

@@ -36,6 +36,14 @@ def hotspots(
     alpha: Annotated[float, typer.Option(help="False-discovery rate.")] = 0.2,
     permutations: Annotated[int, typer.Option(help="Permutations per parcel.")] = 9999,
     seed: Annotated[int, typer.Option(help="Seed of the permutations.")] = 0,
+    model_doubt: Annotated[
+        bool,
+        typer.Option(
+            "--model-doubt",
+            help="Also test parcels with fewer than two votes, valued by the entropy of their"
+            " pre-label (early rounds, when few parcels have votes).",
+        ),
+    ] = False,
     json_out: JsonOption = False,
 ) -> None:
     """Find hotspots of disagreement among the project's parcels."""
@@ -52,6 +60,7 @@ def hotspots(
             alpha=alpha,
             permutations=permutations,
             seed=seed,
+            model_uncertainty=model_doubt,
         )
     if output is not None:
         if output.suffix.lower() != ".gpkg":

@@ -579,7 +579,8 @@ def project_hotspots(
     if len(parcels) < need:
         raise ReviewError(
             f"Only {len(parcels)} parcel(s) have two or more votes; hotspots need at least"
-            f" {need}. Collect more votes (`geolabel round`) first."
+            f" {need}. Collect more votes (`geolabel round`) first, or let the model's doubt"
+            " stand in for the unvoted parcels (`geolabel hotspots --model-doubt`)."
         )
     return find_hotspots(
         parcels,
