@@ -45,21 +45,10 @@ def _truth() -> pd.DataFrame:
 
 
 def _sample_project(folder: Path) -> Path:
-    from geolabel.project import init_project
+    from geolabel.project import init_sample_project
 
     path = folder / "sample.gpkg"
-    init_project(
-        path,
-        scenes=[SAMPLE / "scene.tif"],
-        parcels=SAMPLE / "city.gpkg",
-        parcels_layer="parcels",
-        pois=SAMPLE / "city.gpkg",
-        pois_layer="pois",
-        regions=SAMPLE / "city.gpkg",
-        regions_layer="districts",
-        notices=SAMPLE / "notices.jsonl",
-        taxonomy=SAMPLE / "taxonomy.yaml",
-    )
+    init_sample_project(SAMPLE, path)
     return path
 
 

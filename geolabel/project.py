@@ -42,6 +42,7 @@ __all__ = [
     "describe",
     "describe_folder",
     "init_project",
+    "init_sample_project",
 ]
 
 PARCEL_COLUMNS = ("parcel_id",)
@@ -411,3 +412,43 @@ def describe(path: str | os.PathLike[str]) -> ProjectSummary | FolderSummary:
         raise InputFileError(f"{p} does not exist. Give a project .gpkg or a data folder.")
     with Project.open(p) as project:
         return project.summary()
+
+
+def init_sample_project(
+    sample: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    overwrite: bool = False,
+) -> InitResult:
+    """A project of every layer of a sample folder (``geolabel sample`` or ``data/sample``).
+
+    The scene, the parcels, POIs and districts of ``city.gpkg``, the notices and taxonomy v1;
+    no annotations (the starter set and gold are the loop's:
+    :func:`geolabel.loop.demo.project_from_sample`).
+
+    Args:
+        sample: The sample folder.
+        path: The project file to create.
+        name: Project name (default: the file's stem).
+        overwrite: Replace an existing project file.
+
+    Returns:
+        What :func:`init_project` returns.
+    """
+    sample = Path(sample)
+    city = sample / "city.gpkg"
+    return init_project(
+        path,
+        scenes=[sample / "scene.tif"],
+        parcels=city,
+        parcels_layer="parcels",
+        pois=city,
+        pois_layer="pois",
+        regions=city,
+        regions_layer="districts",
+        notices=sample / "notices.jsonl",
+        taxonomy=sample / "taxonomy.yaml",
+        name=name,
+        overwrite=overwrite,
+    )

@@ -37,22 +37,10 @@ def planted_hotspots(truth: pd.DataFrame | None = None) -> pd.DataFrame:
 def _build(path: Path) -> None:
     from geolabel.crowd.consensus import aggregate_project
     from geolabel.crowd.simulate import CrowdSimulator, make_crowd
-    from geolabel.project import init_project
+    from geolabel.project import init_sample_project
     from geolabel.store import Project
 
-    init_project(
-        path,
-        scenes=[SAMPLE / "scene.tif"],
-        parcels=SAMPLE / "city.gpkg",
-        parcels_layer="parcels",
-        pois=SAMPLE / "city.gpkg",
-        pois_layer="pois",
-        regions=SAMPLE / "city.gpkg",
-        regions_layer="districts",
-        notices=SAMPLE / "notices.jsonl",
-        taxonomy=SAMPLE / "taxonomy.yaml",
-        name="city",
-    )
+    init_sample_project(SAMPLE, path, name="city")
     truth = sample_truth()
     with Project.open(path) as project:
         classes = list(project.current_taxonomy().parcel_class_ids)

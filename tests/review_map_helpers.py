@@ -33,26 +33,14 @@ def crowd_votes(seed: int = 0, k: int = 5) -> pd.DataFrame:
 def voted_project(dst: Path, *, seed: int = 0, aggregate: bool = True) -> Path:
     """Copy (building once per session) the sample project with crowd votes into ``dst``."""
     from geolabel.crowd.consensus import aggregate_project
-    from geolabel.project import init_project
+    from geolabel.project import init_sample_project
     from geolabel.store import Project
 
     key = (seed, aggregate)
     template = _TEMPLATES.get(key)
     if template is None or not template.exists():
         template = Path(dst).parent / f"_template_{seed}_{int(aggregate)}.gpkg"
-        init_project(
-            template,
-            scenes=[SAMPLE / "scene.tif"],
-            parcels=SAMPLE / "city.gpkg",
-            parcels_layer="parcels",
-            pois=SAMPLE / "city.gpkg",
-            pois_layer="pois",
-            regions=SAMPLE / "city.gpkg",
-            regions_layer="districts",
-            notices=SAMPLE / "notices.jsonl",
-            taxonomy=SAMPLE / "taxonomy.yaml",
-            overwrite=True,
-        )
+        init_sample_project(SAMPLE, template, overwrite=True)
         with Project.open(template) as project:
             classes = list(project.current_taxonomy().parcel_class_ids)
             project.add_annotations(crowd_votes(seed), source="simulator", allowed_labels=classes)

@@ -47,23 +47,11 @@ def voted(small_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from geolabel.crowd.consensus import aggregate_project
     from geolabel.crowd.simulate import CrowdSimulator, profiles_from_json
-    from geolabel.project import init_project
+    from geolabel.project import init_sample_project
     from geolabel.store import Project
 
     path = tmp_path_factory.mktemp("map_project") / "voted.gpkg"
-    city = small_sample / "city.gpkg"
-    init_project(
-        path,
-        scenes=[small_sample / "scene.tif"],
-        parcels=city,
-        parcels_layer="parcels",
-        pois=city,
-        pois_layer="pois",
-        regions=city,
-        regions_layer="districts",
-        notices=small_sample / "notices.jsonl",
-        taxonomy=small_sample / "taxonomy.yaml",
-    )
+    init_sample_project(small_sample, path)
     truth = _truth(small_sample)
     annotators = json.loads((small_sample / "truth" / "annotators.json").read_text())
     profiles = profiles_from_json(annotators)

@@ -129,27 +129,14 @@ def project_from_sample(
     Returns:
         The project path.
     """
-    from geolabel.project import init_project
+    from geolabel.project import init_sample_project
     from geolabel.store import Project
     from geolabel.text.extract import link_project_notices
 
     say = say or (lambda _line: None)
     sample, project = Path(sample), Path(project)
-    city = sample / "city.gpkg"
     say(f"project: {project} from {sample}")
-    init_project(
-        project,
-        scenes=[sample / "scene.tif"],
-        parcels=city,
-        parcels_layer="parcels",
-        pois=city,
-        pois_layer="pois",
-        regions=city,
-        regions_layer="districts",
-        notices=sample / "notices.jsonl",
-        taxonomy=sample / "taxonomy.yaml",
-        overwrite=True,
-    )
+    init_sample_project(sample, project, overwrite=True)
     with Project.open(project) as p:
         p.import_annotations_csv(sample / "labels" / "starter.csv", annotator_kind="expert")
         gold = pd.read_csv(sample / "labels" / "gold.csv", dtype=str)
