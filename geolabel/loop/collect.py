@@ -35,6 +35,7 @@ from geolabel.errors import AssignmentError, ColumnError
 from geolabel.loop.config import LoopConfig
 
 __all__ = [
+    "MAX_WAVES",
     "CollectResult",
     "SimulatedWorkforce",
     "Wave",
@@ -45,7 +46,8 @@ __all__ = [
     "price",
 ]
 
-_MAX_WAVES = 12
+MAX_WAVES = 12
+"""Waves of questions per batch at most; the last one settles what is left."""
 
 
 class Workforce(Protocol):
@@ -438,6 +440,8 @@ def collect(
     answers = pd.DataFrame(columns=_ANSWER_COLUMNS)
     wave = 0
     while True:
+        # At the wave cap, what is left is settled from the answers there are (last=True).
+        last = wave >= MAX_WAVES
         step = next_wave(
             routed,
             prelabels,
@@ -449,23 +453,9 @@ def collect(
             gold=gold,
             history=history,
             wave=wave,
+            last=last,
         )
-        if step.done:
-            break
-        if wave >= _MAX_WAVES:  # settle what is left from the answers there are
-            step = next_wave(
-                routed,
-                prelabels,
-                answers,
-                config,
-                classes=classes,
-                crowd=workforce.crowd,
-                experts=workforce.experts,
-                gold=gold,
-                history=history,
-                wave=wave,
-                last=True,
-            )
+        if step.done or last:
             break
         got = workforce.answer(step.tasks[["item", "annotator"]], wave).copy()
         got["tier"] = step.tasks["tier"].to_numpy()

@@ -35,7 +35,7 @@ import pandas as pd
 from geolabel.crowd.consensus import METHODS
 from geolabel.crowd.simulate import CrowdSimulator, profiles_from_json
 from geolabel.errors import GeolabelError, InputFileError, StoreError
-from geolabel.loop.collect import SimulatedWorkforce, Wave, next_wave, price
+from geolabel.loop.collect import MAX_WAVES, SimulatedWorkforce, Wave, next_wave, price
 from geolabel.loop.config import LoopConfig
 from geolabel.loop.planner import PlanResult
 from geolabel.loop.route import route
@@ -58,7 +58,6 @@ __all__ = [
     "score_against_truth",
 ]
 
-_MAX_WAVES = 12
 Progress = Callable[[str], None]
 
 
@@ -537,7 +536,7 @@ def run_round(
                 gold=gold,
                 history=history,
                 wave=wave_no,
-                last=wave_no >= _MAX_WAVES,
+                last=wave_no >= MAX_WAVES,
             )
 
         while len(routed):
@@ -551,7 +550,7 @@ def run_round(
                     f"Round {round_id}: wave {wave_no - 1} has unanswered tasks."
                 )
             step = wave_after(answers, wave_no)
-            if step.done or wave_no >= _MAX_WAVES:
+            if step.done or wave_no >= MAX_WAVES:
                 break
             tasks = step.tasks.assign(round_id=round_id)
             state["waves"].append(tasks[["item", "annotator", "tier", "purpose"]].values.tolist())
