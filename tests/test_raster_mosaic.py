@@ -178,6 +178,11 @@ class TestMosaic:
                 mosaic.add(grid.tiles[0], good)
             with pytest.raises(MosaicError, match="came with 2 probability arrays"):
                 mosaic.add_batch(grid.tiles[1:2], np.stack([good, good]))
+            with pytest.raises(MosaicError, match="comes twice in one batch"):
+                mosaic.add_batch([grid.tiles[1]] * 2, np.stack([good, good]))
+            with pytest.raises(MosaicError, match="already added"):
+                mosaic.add_batch(grid.tiles[:2], np.stack([good, good]))
+            assert mosaic.n_added == 1  # a refused batch adds nothing
             with pytest.raises(MosaicError, match="3 of the grid's 4 tiles were never added"):
                 mosaic.write(tmp_path / "c.tif", tmp_path / "f.tif")
             with pytest.raises(MosaicError, match="probabilities=True"):

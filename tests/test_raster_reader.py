@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from geolabel.errors import BandError, RasterReadError, TilingError
-from geolabel.raster.io import open_scene_info
+from geolabel.raster.io import open_scene_info, write_cog
 from geolabel.raster.reader import (
     BandStats,
+    average_overview,
     check_bands,
     compute_band_stats,
     iter_tile_batches,
@@ -19,7 +23,7 @@ from geolabel.raster.reader import (
 from geolabel.raster.tiling import Tile, tile_scene
 
 from .conftest import REAL
-from .rasterdata import coded, write_tif
+from .rasterdata import ORIGIN, UTM, coded, write_tif
 
 
 def direct(path, tile, bands=None):
@@ -250,3 +254,56 @@ class TestBandStats:
     def test_tile_record(self):
         tile = Tile("x", "S001", 0, 0, 4, 4)
         assert tile.nodata_fraction == 0.0
+
+
+def textured(size: int = 512, bands: int = 2, seed: int = 0) -> np.ndarray:
+    """Uint16 imagery with texture at every scale (so average and nearest overviews differ)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(500, 4000, size=(bands, size, size)).astype(np.uint16)
+
+
+class TestAverageOverview:
+    def test_write_cog_overviews_are_averages(self, tmp_path):
+        info = open_scene_info(
+            write_cog(tmp_path / "a.tif", textured(), transform=ORIGIN, crs=UTM, blocksize=64)
+        )
+        assert info.overviews[:3] == (2, 4, 8)
+        assert all(average_overview(info, f) for f in (2, 4, 8))
+        assert not average_overview(info, 3)  # no such overview
+        assert not average_overview(info, 1)
+
+    def test_nearest_overviews_are_refused(self, tmp_path):
+        path = write_cog(
+            tmp_path / "n.tif", textured(), transform=ORIGIN, crs=UTM, blocksize=64,
+            overview_resampling=Resampling.nearest,
+        )  # fmt: skip
+        assert not average_overview(open_scene_info(path), 4)
+
+    def test_flat_samples_give_no_verdict(self, tmp_path):
+        flat = np.full((1, 512, 512), 1200, dtype=np.uint16)
+        path = write_cog(tmp_path / "f.tif", flat, transform=ORIGIN, crs=UTM, blocksize=64)
+        assert not average_overview(open_scene_info(path), 4)
+
+    def test_no_overviews(self, coded_scene):
+        assert not average_overview(open_scene_info(coded_scene), 2)
+
+
+class TestOverviewReads:
+    def test_tiles_of_the_overview_are_block_means(self, tmp_path):
+        image = textured(256, bands=3)
+        path = write_cog(tmp_path / "a.tif", image, transform=ORIGIN, crs=UTM, blocksize=64)
+        info = open_scene_info(path)
+        coarse = replace(info, width=64, height=64)
+        tiles = [Tile("S001_a", "S001", 0, 0, 16, 16), Tile("S001_b", "S001", 40, 24, 16, 16)]
+        (batch,) = iter_tile_batches(coarse, tiles, batch_size=4, overview=4, workers=1)
+        assert batch.scale == 4 and batch.array.shape == (2, 3, 16, 16)
+        for tile, pixels in zip(batch.tiles, batch.array, strict=True):
+            r, c = tile.row_off * 4, tile.col_off * 4
+            block = image[:, r : r + 64, c : c + 64].astype(np.float64)
+            means = block.reshape(3, 16, 4, 16, 4).mean(axis=(2, 4))
+            assert np.abs(pixels - means).max() <= 1.0  # GDAL rounds each level to integers
+
+    def test_missing_overview_is_an_error(self, coded_scene):
+        grid = tile_scene(coded_scene, size=24, overlap=5)
+        with pytest.raises(TilingError, match="no overview of factor 4"):
+            next(iter_tile_batches(grid, batch_size=4, overview=4))

@@ -12,6 +12,7 @@ id) by :func:`save_embeddings`, and read back with :func:`load_embeddings`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import geopandas as gpd
@@ -116,6 +117,48 @@ class ParcelEmbeddings:
         rows_of = hit - 1
         self._sum[rows_of] += counts @ features.reshape(c, h * w).T.astype(np.float64)
         self._count[rows_of] += counts.sum(axis=1)
+
+    def add_batch(
+        self, tiles: Sequence[Tile], features: np.ndarray, valid: np.ndarray | None = None
+    ) -> None:
+        """Add a batch of tiles of one size: ``(N, C, h, w)`` features, ``(N, H, W)`` valid.
+
+        The same sums as :meth:`add` tile by tile, in one reduction: the pixel count of every
+        (parcel, tile, feature cell) triple, then one matrix product with the features.
+        """
+        if not tiles:
+            return
+        if len({(t.height, t.width) for t in tiles}) > 1:
+            for k, tile in enumerate(tiles):
+                self.add(tile, features[k], None if valid is None else valid[k])
+            return
+        n, c, h, w = features.shape
+        if self._sum is None:
+            self._sum = np.zeros((len(self.ids), c), dtype=np.float64)
+        height, width = tiles[0].height, tiles[0].width
+        ids = np.stack([self._ids(t) for t in tiles])
+        if valid is not None:
+            ids = np.where(valid, ids, 0)
+        # The parcels present, numbered 0..k-1 through a lookup table (no sort).
+        hit = np.flatnonzero(np.bincount(ids.ravel(), minlength=len(self.ids) + 1))
+        if hit[-1] == 0:
+            return
+        lut = np.zeros(len(self.ids) + 1, dtype=np.intp)
+        lut[hit] = np.arange(len(hit))
+        local = lut[ids]
+        fy, fx = max(1, height // h), max(1, width // w)
+        rows = np.minimum(np.arange(height) // fy, h - 1)
+        cols = np.minimum(np.arange(width) // fx, w - 1)
+        cell = (rows[:, None] * w + cols[None, :]).ravel()
+        column = (np.arange(n)[:, None] * (h * w) + cell[None, :]).ravel()  # (tile, cell)
+        k = len(hit)
+        counts = np.bincount(local.ravel() * (n * h * w) + column, minlength=k * n * h * w)
+        counts = counts.reshape(k, n * h * w).astype(np.float64)
+        if hit[0] == 0:
+            hit, counts = hit[1:], counts[1:]
+        cells = features.transpose(0, 2, 3, 1).reshape(n * h * w, c).astype(np.float64)
+        self._sum[hit - 1] += counts @ cells
+        self._count[hit - 1] += counts.sum(axis=1)
 
     def result(self) -> tuple[list[str], np.ndarray]:
         """Parcel ids with at least one pixel, and their ``(n, C)`` float32 embeddings."""

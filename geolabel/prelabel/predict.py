@@ -27,7 +27,11 @@ model; on 2 idle cores the sample's tiles went 1.05-1.2x faster than with 2 torc
 one batch (1.43x -> 1.68x the naive loop's speed in ``benchmarks/prelabel.py``). One batch
 at a time (``predictor(batch)``) runs on a thread count measured on the batches themselves
 (:class:`~geolabel.prelabel.threads.ThreadTuner`). The mosaic, zonal statistics and
-embeddings of a batch are computed on a worker thread while the model works on the next ones.
+embeddings of a batch are computed on two worker threads while the model works on the next
+ones. Where the scene has an overview at the model's scale that holds averages (checked on
+samples, :func:`~geolabel.raster.reader.average_overview`; what :func:`~geolabel.raster.io.
+write_cog` builds), tiles without nodata are read from it: ``input_scale²`` times fewer pixels
+to decompress, and the same input up to GDAL's rounding (a unit of integer data).
 
 A batch's probabilities do not depend on how many streams run: each is computed on one torch
 thread, the same with 1 stream or 4 (and on a single-threaded Dask worker).
@@ -40,6 +44,7 @@ time, so it is offered (``precision="bf16"``) but not the default.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections import deque
@@ -59,10 +64,11 @@ from geolabel.errors import GeolabelError
 from geolabel.prelabel.embeddings import ParcelEmbeddings, tile_embeddings
 from geolabel.prelabel.metrics import apply_temperature, uncertainty
 from geolabel.prelabel.model import ModelCard, ModelMismatchError, fold_batchnorm
-from geolabel.prelabel.threads import ThreadTuner, available_cores
+from geolabel.prelabel.threads import ThreadTuner, available_cores, one_blas_thread
+from geolabel.raster._ops import argmax_max
 from geolabel.raster.io import RasterInfo
 from geolabel.raster.mosaic import Mosaic
-from geolabel.raster.reader import TileBatch, iter_tile_batches
+from geolabel.raster.reader import TileBatch, average_overview, iter_tile_batches
 from geolabel.raster.tiling import Tile, TileGrid, tile_scene, tile_windows
 from geolabel.raster.zonal import ZonalAccumulator
 
@@ -141,25 +147,32 @@ class TilePredictor:
         self._mean = torch.tensor(card.mean, dtype=torch.float32)[None, :, None, None]
         self._inv_std = 1.0 / torch.tensor(card.std, dtype=torch.float32)[None, :, None, None]
 
-    def __call__(self, batch: np.ndarray, valid: np.ndarray | None = None) -> TileOutputs:
+    def __call__(
+        self, batch: np.ndarray, valid: np.ndarray | None = None, *, scale: int = 1
+    ) -> TileOutputs:
         """Probabilities (and features) of a ``(N, bands, H, W)`` batch of raw pixels.
 
         Args:
             batch: Raw pixels of the card's bands, any numeric dtype.
             valid: ``(N, H, W)`` bool, False at nodata pixels (they are set to the band mean,
                 as in training).
+            scale: The pixels are already averages of ``scale`` × ``scale`` scene pixels (a
+                read from the scene's average overview, :attr:`TileBatch.scale
+                <geolabel.raster.reader.TileBatch.scale>`); the rest of the way to the
+                card's ``input_scale`` is averaged here.
 
         Returns:
             Probabilities (at the model's resolution unless upsampling), and features when
             asked for.
 
         Raises:
-            GeolabelError: The batch has another number of bands than the model.
+            GeolabelError: The batch has another number of bands than the model, or ``scale``
+                does not divide the card's ``input_scale``.
         """
-        self._check(batch)
+        self._check(batch, scale)
         self.tuner.before()
         t0 = time.perf_counter()
-        out = self._forward(batch, valid)
+        out = self._forward(batch, valid, scale)
         self.tuner.after(time.perf_counter() - t0, len(batch))
         self._threads = self.tuner.current
         return out
@@ -188,8 +201,8 @@ class TilePredictor:
         n = self.streams if streams is None else max(1, int(streams))
         if n == 1:
             for b in batches:
-                array, valid = _unpack(b)
-                yield b, self(array, valid)
+                array, valid, scale = _unpack(b)
+                yield b, self(array, valid, scale=scale)
             return
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -198,9 +211,9 @@ class TilePredictor:
             with ThreadPoolExecutor(n, thread_name_prefix="geolabel-infer") as pool:
                 inflight: deque[tuple[Any, Future[TileOutputs]]] = deque()
                 for b in batches:
-                    array, valid = _unpack(b)
-                    self._check(array)
-                    inflight.append((b, pool.submit(self._stream, array, valid)))
+                    array, valid, scale = _unpack(b)
+                    self._check(array, scale)
+                    inflight.append((b, pool.submit(self._stream, array, valid, scale)))
                     if len(inflight) > n:
                         done, future = inflight.popleft()
                         yield done, future.result()
@@ -210,19 +223,24 @@ class TilePredictor:
         finally:
             torch.set_num_threads(previous)
 
-    def _stream(self, batch: np.ndarray, valid: np.ndarray | None) -> TileOutputs:
+    def _stream(self, batch: np.ndarray, valid: np.ndarray | None, scale: int) -> TileOutputs:
         torch.set_num_threads(1)  # this thread's OpenMP team: one thread, no barriers
-        return self._forward(batch, valid)
+        return self._forward(batch, valid, scale)
 
-    def _check(self, batch: np.ndarray) -> None:
+    def _check(self, batch: np.ndarray, scale: int = 1) -> None:
         if batch.ndim != 4 or batch.shape[1] != len(self.card.bands):
             raise GeolabelError(
                 f"The model takes {len(self.card.bands)} band(s)"
                 f" ({', '.join(self.card.band_names)}) but got a batch of shape {batch.shape}."
             )
+        if scale < 1 or self.card.input_scale % scale:
+            raise GeolabelError(
+                f"A batch averaged {scale} × {scale} cannot feed a model of input scale"
+                f" {self.card.input_scale}; read the scene at a factor that divides it."
+            )
 
-    def _forward(self, batch: np.ndarray, valid: np.ndarray | None) -> TileOutputs:
-        scale = self.card.input_scale
+    def _forward(self, batch: np.ndarray, valid: np.ndarray | None, done: int = 1) -> TileOutputs:
+        scale = self.card.input_scale // done
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(torch.float32)
             if valid is not None and not valid.all():  # nodata: the band mean, 0 once normalised
@@ -265,10 +283,10 @@ class _InlineExecutor(contextlib.AbstractContextManager["_InlineExecutor"]):
         return None
 
 
-def _unpack(batch: TileBatch | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _unpack(batch: TileBatch | np.ndarray) -> tuple[np.ndarray, np.ndarray | None, int]:
     if isinstance(batch, np.ndarray):
-        return batch, None
-    return batch.array, batch.valid
+        return batch, None, 1
+    return batch.array, batch.valid, batch.scale
 
 
 @dataclass(frozen=True)
@@ -315,35 +333,47 @@ def _pool_valid(valid: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray 
 def _tile_rows(
     batch_tiles: Sequence[Tile], probs: np.ndarray, valid: np.ndarray | None, classes: list[str]
 ) -> list[dict[str, object]]:
-    """Per-tile uncertainty from ``(N, classes, h, w)`` probabilities (model resolution)."""
+    """Per-tile uncertainty from ``(N, classes, h, w)`` probabilities (model resolution).
+
+    Computed for the whole batch at once: mean confidence and entropy over each tile's valid
+    pixels, and the share of them whose most probable class each class is.
+    """
+    n, c = probs.shape[:2]
+    top, conf = argmax_max(probs.transpose(1, 0, 2, 3))
     p = np.clip(probs, 1e-12, 1.0)
-    conf = probs.max(axis=1)
-    ent = -(p * np.log(p)).sum(axis=1)
-    top = probs.argmax(axis=1)
+    ent = -np.einsum("nchw,nchw->nhw", p, np.log(p))
+    v = np.ones(conf.shape, dtype=bool) if valid is None else valid
+    count = v.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.where(v, conf, 0.0).sum(axis=(1, 2), dtype=np.float64) / count
+        mean_ent = np.where(v, ent, 0.0).sum(axis=(1, 2), dtype=np.float64) / count
+    keys = (np.arange(n)[:, None, None] * c + top)[v]
+    frac = np.bincount(keys, minlength=n * c).reshape(n, c) / np.maximum(count, 1)[:, None]
+    majority = frac.argmax(axis=1)
     rows: list[dict[str, object]] = []
     for k, tile in enumerate(batch_tiles):
-        v = np.ones(conf[k].shape, dtype=bool) if valid is None else valid[k]
-        n = int(v.sum())
-        frac = np.bincount(top[k][v], minlength=len(classes)) / max(n, 1)
+        has = bool(count[k])
         row: dict[str, object] = {
             "tile_id": tile.tile_id,
             "scene_id": tile.scene_id,
             "row_off": tile.row_off,
             "col_off": tile.col_off,
-            "valid_fraction": n / v.size,
-            "mean_confidence": float(conf[k][v].mean()) if n else np.nan,
-            "mean_entropy": float(ent[k][v].mean()) if n else np.nan,
-            "majority_class": classes[int(frac.argmax())] if n else None,
+            "valid_fraction": int(count[k]) / v[k].size,
+            "mean_confidence": float(mean_conf[k]) if has else np.nan,
+            "mean_entropy": float(mean_ent[k]) if has else np.nan,
+            "majority_class": classes[int(majority[k])] if has else None,
         }
-        row.update({f"frac_{c}": float(f) for c, f in zip(classes, frac, strict=True)})
+        row.update({f"frac_{name}": float(f) for name, f in zip(classes, frac[k], strict=True)})
         rows.append(row)
     return rows
 
 
 class _SceneAccumulators:
-    """What a scene's batches feed: mosaic (with zonal statistics), tile rows, embeddings.
+    """What a scene's batches feed: the mosaic (zonal statistics), tile rows, embeddings.
 
-    Used by one thread at a time.
+    :meth:`add_map` and :meth:`add_stats` share nothing but the parcel id raster (which burns
+    itself once under a lock), so each may run on its own thread; each must be called by one
+    thread at a time, in batch order.
     """
 
     def __init__(
@@ -359,16 +389,20 @@ class _SceneAccumulators:
         self.tile_ids: list[str] = []
         self.tile_vectors: list[np.ndarray] = []
 
-    def add(self, tiles: Sequence[Tile], result: TileOutputs, valid: np.ndarray | None) -> None:
-        """Add a batch: tiles of the model-resolution grid, their outputs and valid masks."""
+    def add_map(self, tiles: Sequence[Tile], result: TileOutputs, valid: np.ndarray | None) -> None:
+        """Blend a batch into the mosaic (tiles of the model-resolution grid)."""
         self.mosaic.add_batch(tiles, result.probs, valid=valid)
+
+    def add_stats(
+        self, tiles: Sequence[Tile], result: TileOutputs, valid: np.ndarray | None
+    ) -> None:
+        """Add a batch's tile rows and embeddings."""
         self.tile_rows.extend(_tile_rows(tiles, result.probs, valid, self.classes))
         if result.features is not None:
             self.tile_ids.extend(t.tile_id for t in tiles)
             self.tile_vectors.append(tile_embeddings(result.features, valid))
             if self.embed is not None:
-                for k, tile in enumerate(tiles):
-                    self.embed.add(tile, result.features[k], None if valid is None else valid[k])
+                self.embed.add_batch(tiles, result.features, valid)
 
 
 def model_grid(grid: TileGrid, scale: int) -> TileGrid:
@@ -544,6 +578,60 @@ def grid_plan(
     return GridPlan(scene, scene_id, size, overlap, scale)
 
 
+def _scene_batches(
+    grid: TileGrid,
+    coarse: TileGrid,
+    scale: int,
+    bands: Sequence[int],
+    *,
+    batch_size: int,
+    streams: int,
+    workers: int,
+    overviews: bool,
+) -> Iterator[TileBatch]:
+    """A grid's tiles as batches for the model.
+
+    Tiles without nodata come from the scene's average overview at the model's scale
+    ``scale``, when there is one (read as ``coarse``'s tiles, :func:`model_grid`); the others,
+    and every tile when there is no such overview, at the scene's resolution (the predictor
+    averages them down, nodata pixels set to the band mean first, which an overview cannot do).
+    """
+    clean: list[Tile] = []
+    if overviews and scale > 1 and average_overview(grid.scene, scale, bands=bands):
+        clean = [t for t in coarse.tiles if t.nodata_fraction == 0]
+    if clean:
+        yield from iter_tile_batches(
+            coarse,
+            clean,
+            batch_size=_even_batches(len(clean), batch_size, streams),
+            bands=bands,
+            workers=workers,
+            overview=scale,
+        )
+    done = {t.tile_id for t in clean}
+    rest = [t for t in grid.tiles if t.tile_id not in done]
+    if rest:
+        yield from iter_tile_batches(
+            grid,
+            rest,
+            batch_size=_even_batches(len(rest), batch_size, streams),
+            bands=bands,
+            workers=workers,
+        )
+
+
+def _even_batches(n: int, batch_size: int, streams: int) -> int:
+    """A batch size of at most ``batch_size`` for ``n`` tiles on ``streams`` streams.
+
+    It cuts the tiles into a multiple of ``streams`` batches of nearly one size, so that no
+    stream idles at the end while another runs the last batch (196 tiles on 2 streams: 8
+    batches of 25, not 6 of 32 and one of 4).
+    """
+    batches = math.ceil(n / batch_size)
+    batches = math.ceil(batches / streams) * streams
+    return max(1, math.ceil(n / batches))
+
+
 def predict_scene(
     predictor: TilePredictor,
     grid: TileGrid,
@@ -553,27 +641,37 @@ def predict_scene(
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
     serial: bool = False,
+    overviews: bool = True,
 ) -> SceneOutputs:
     """Pre-label one scene: class and confidence COGs, per-parcel and per-tile statistics.
 
-    Tiles are read at the scene's resolution, predicted at the model's, and blended into a
-    mosaic on the model-resolution grid (:func:`model_grid`), where the per-parcel statistics
-    are taken too (a pixel of the coarser grid belongs to the parcel that holds its centre).
-    Reading runs ahead on its own threads (:func:`iter_tile_batches`); the model runs on the
-    predictor's streams (:meth:`TilePredictor.map`); blending a batch, the zonal statistics,
-    tile rows and embeddings run on one worker thread while the model works on the next
-    batches (numpy and torch release the GIL, so they overlap), one batch in post at most.
+    Tiles are read at the model's resolution from the scene's average overview where they
+    can be (see ``overviews``), else at the scene's, predicted at the model's, and blended
+    into a mosaic on the model-resolution grid (:func:`model_grid`), where the per-parcel
+    statistics are taken too (a pixel of the coarser grid belongs to the parcel that holds its
+    centre). Reading runs ahead on its own threads (:func:`iter_tile_batches`); the model runs
+    on the predictor's streams (:meth:`TilePredictor.map`); blending a batch with the zonal
+    statistics runs on one worker thread and its tile rows and embeddings on another while
+    the model works on the next batches (numpy and torch release the GIL, so they overlap),
+    one batch in post at most. numpy's BLAS is held to one thread meanwhile
+    (:func:`~geolabel.prelabel.threads.one_blas_thread`).
 
     Args:
         predictor: The model, ready to run (features are pooled when it returns them).
         grid: The scene's tile grid (tiles aligned to the model's input scale).
         parcels: Parcels to pool over (any CRS); None skips pooling.
         out_dir: Folder for ``<scene_id>_classes.tif`` and ``<scene_id>_confidence.tif``.
-        batch_size: Tiles per forward pass.
+        batch_size: Tiles per forward pass, at most (the tiles are cut into a multiple of
+            the predictor's streams of batches of nearly one size).
         progress: Called with the number of tiles done after every batch.
         serial: Read, predict and pool on the calling thread only, one step after the
             other (a Dask task on a single-threaded worker: its core is all it may use; the
             predictor should have one stream). The outputs are the same either way.
+        overviews: Read tiles without nodata from the scene's overview at the model's input
+            scale when it holds averages (:func:`~geolabel.raster.reader.average_overview`):
+            the same input up to GDAL's rounding of the averages (a unit of the scene's
+            integer values at most), ``input_scale²`` times fewer pixels to decompress.
+            False reads every tile at the scene's resolution.
 
     Returns:
         The maps, statistics and embeddings.
@@ -589,7 +687,11 @@ def predict_scene(
     out.mkdir(parents=True, exist_ok=True)
     classes = list(card.classes)
     zonal = (
-        ZonalAccumulator.for_grid(coarse, parcels, classes=classes) if parcels is not None else None
+        # The parcels are rasterized on a post thread, with the first batch, while the
+        # model works on the next ones.
+        ZonalAccumulator.for_grid(coarse, parcels, classes=classes, lazy=True)
+        if parcels is not None
+        else None
     )
     embed = (
         ParcelEmbeddings(coarse, parcels, id_raster=zonal.id_raster)
@@ -598,26 +700,41 @@ def predict_scene(
     )
     done = 0
     with (
+        one_blas_thread(),
         Mosaic(coarse, classes=classes, zonal=zonal) as mosaic,
-        _InlineExecutor() if serial else ThreadPoolExecutor(1, "geolabel-post") as post,
+        _InlineExecutor() if serial else ThreadPoolExecutor(1, "geolabel-map") as maps,
+        _InlineExecutor() if serial else ThreadPoolExecutor(1, "geolabel-stats") as tile_stats,
     ):
         acc = _SceneAccumulators(mosaic, classes, embed)
-        pending: Future[None] | None = None
+        pending: list[Future[None]] = []
         pending_n = 0
-        batches = iter_tile_batches(
-            grid, batch_size=batch_size, bands=card.bands, workers=0 if serial else 2
+        batches = _scene_batches(
+            grid,
+            coarse,
+            scale,
+            card.bands,
+            batch_size=batch_size,
+            streams=1 if serial else predictor.streams,
+            workers=0 if serial else 2,
+            overviews=overviews,
         )
         for batch, result in predictor.map(batches, streams=1 if serial else None):
-            if pending is not None:
-                pending.result()
+            if pending:
+                for future in pending:
+                    future.result()
                 done += pending_n
                 if progress is not None:
                     progress(done)
             tiles = [coarse_tiles[t.tile_id] for t in batch.tiles]
             valid = _pool_valid(batch.valid, result.probs.shape[2:])
-            pending, pending_n = post.submit(acc.add, tiles, result, valid), len(batch)
-        if pending is not None:
-            pending.result()
+            pending = [
+                maps.submit(acc.add_map, tiles, result, valid),
+                tile_stats.submit(acc.add_stats, tiles, result, valid),
+            ]
+            pending_n = len(batch)
+        if pending:
+            for future in pending:
+                future.result()
             done += pending_n
             if progress is not None:
                 progress(done)

@@ -209,6 +209,7 @@ class Mosaic:
             dtype="float32",
             nodata=math.nan,
             band_names=("confidence",),
+            deflate_level=1,  # float maps barely compress; level 6 gains <2% for 1.5x the time
             **common,  # type: ignore[arg-type]
         )
         self._prob_writer = (
@@ -218,6 +219,7 @@ class Mosaic:
                 dtype="float32",
                 nodata=math.nan,
                 band_names=names,
+                deflate_level=1,
                 **common,  # type: ignore[arg-type]
             )
             if probabilities
@@ -259,6 +261,13 @@ class Mosaic:
             MosaicError: Unknown or repeated tile, wrong shape or dtype, or the mosaic was
                 already written.
         """
+        self._check(tile, probs, valid)
+        weight = self._window(tile.height, tile.width)
+        if valid is not None:
+            weight = weight * valid
+        self._blend(tile, probs * weight, weight)
+
+    def _check(self, tile: Tile, probs: np.ndarray, valid: np.ndarray | None) -> None:
         if self._written:
             raise MosaicError("This mosaic was already written; start a new Mosaic.")
         known = self._tiles.get(tile.tile_id)
@@ -280,25 +289,22 @@ class Mosaic:
                 f"Probabilities of tile {tile.tile_id!r} are {probs.dtype}; pass floating-point"
                 " class probabilities (softmax output)."
             )
-        weight = self._window(tile.height, tile.width)
-        if valid is not None:
-            if valid.shape != (tile.height, tile.width):
-                raise MosaicError(
-                    f"valid mask of tile {tile.tile_id!r} has shape {valid.shape}; expected"
-                    f" {(tile.height, tile.width)}."
-                )
-            weight = weight * valid
+        if valid is not None and valid.shape != (tile.height, tile.width):
+            raise MosaicError(
+                f"valid mask of tile {tile.tile_id!r} has shape {valid.shape}; expected"
+                f" {(tile.height, tile.width)}."
+            )
+
+    def _blend(self, tile: Tile, weighted: np.ndarray, weight: np.ndarray) -> None:
+        """Add a checked tile's weighted probabilities and weights to its strips."""
         self._added.add(tile.tile_id)
         rows = self._rows
         for s in range(tile.row_off // rows, (tile.row_end - 1) // rows + 1):
             a0, a1 = max(tile.row_off, s * rows), min(tile.row_end, (s + 1) * rows)
             acc, wsum = self._strip(s)
             t0, t1 = a0 - tile.row_off, a1 - tile.row_off
-            w = weight[t0:t1]
-            acc[:, a0 - s * rows : a1 - s * rows, tile.col_off : tile.col_end] += (
-                probs[:, t0:t1] * w
-            )
-            wsum[a0 - s * rows : a1 - s * rows, tile.col_off : tile.col_end] += w
+            acc[:, a0 - s * rows : a1 - s * rows, tile.col_off : tile.col_end] += weighted[:, t0:t1]
+            wsum[a0 - s * rows : a1 - s * rows, tile.col_off : tile.col_end] += weight[t0:t1]
             self._remaining[s] -= 1
             if self._remaining[s] == 0:
                 self._flush(s)
@@ -320,8 +326,19 @@ class Mosaic:
             raise MosaicError(
                 f"A batch of {len(tiles)} tiles came with {len(probs)} probability arrays."
             )
+        ids = [t.tile_id for t in tiles]
+        if len(set(ids)) != len(ids):
+            twice = next(i for i in ids if ids.count(i) > 1)
+            raise MosaicError(f"Tile {twice!r} comes twice in one batch.")
         for k, tile in enumerate(tiles):
-            self.add(tile, probs[k], None if valid is None else valid[k])
+            self._check(tile, probs[k], None if valid is None else valid[k])
+        # One multiplication for the whole batch (the tiles of a batch have one size).
+        weight = np.broadcast_to(self._window(*probs.shape[2:]), (len(tiles), *probs.shape[2:]))
+        if valid is not None:
+            weight = weight * valid
+        weighted = probs * weight[:, None]
+        for k, tile in enumerate(tiles):
+            self._blend(tile, weighted[k], weight[k])
 
     def _strip(self, s: int) -> tuple[np.ndarray, np.ndarray]:
         if s not in self._open:
@@ -338,16 +355,17 @@ class Mosaic:
         acc, wsum = self._open.pop(s) if s in self._open else self._empty(h)
         covered = wsum > 0
         np.divide(acc, wsum, out=acc, where=covered)
-        acc[:, ~covered] = math.nan
         classes, confidence = argmax_max(acc)
-        classes[~covered] = CLASS_NODATA
-        confidence[~covered] = math.nan
+        if self._zonal is not None:
+            self._zonal.add_strip(row_off, acc, covered, top=classes)
+        if not covered.all():
+            acc[:, ~covered] = math.nan
+            classes[~covered] = CLASS_NODATA
+            confidence[~covered] = math.nan
         self._class_writer.write_rows(classes, row_off)
         self._conf_writer.write_rows(confidence, row_off)
         if self._prob_writer is not None:
             self._prob_writer.write_rows(acc, row_off)
-        if self._zonal is not None:
-            self._zonal.add_strip(row_off, acc, covered)
         self._covered += int(covered.sum())
         self._flushed[s] = True
 

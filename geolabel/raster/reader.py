@@ -22,7 +22,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -40,6 +40,7 @@ __all__ = [
     "BandStats",
     "Strip",
     "TileBatch",
+    "average_overview",
     "check_bands",
     "compute_band_stats",
     "iter_tile_batches",
@@ -74,11 +75,15 @@ class TileBatch:
         tiles: The N tiles, in the order of ``array``.
         valid: ``(N, H, W)`` bool, False where a pixel is nodata in every band; None when the
             scene has no nodata value.
+        scale: Each pixel is the average of ``scale`` × ``scale`` pixels of the scene (read
+            from its overview of that factor, see :func:`average_overview`); 1 at the
+            scene's resolution.
     """
 
     array: np.ndarray
     tiles: tuple[Tile, ...]
     valid: np.ndarray | None = None
+    scale: int = 1
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -190,27 +195,60 @@ def _strip_rows(info: RasterInfo, target: int = _STRIP_TARGET_ROWS) -> int:
     return block_rows * max(1, math.ceil(target / block_rows))
 
 
-class _ThreadHandles:
-    """A thread pool whose threads each open their own dataset handle, closed at the end."""
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child has none of the threads
 
-    def __init__(self, path: str, workers: int) -> None:
+
+def _reader_threads(workers: int) -> ThreadPoolExecutor:
+    """The process's pool of ``workers`` reader threads, started once and kept.
+
+    A thread's first dataset open costs about 20 ms (GDAL and PROJ set themselves up per
+    thread); threads that are kept pay it once per process, not once per scene read.
+    """
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = ThreadPoolExecutor(workers, thread_name_prefix=f"geolabel-read{workers}")
+            _POOLS[workers] = pool
+        return pool
+
+
+class _ThreadHandles:
+    """Reader threads that each open their own dataset handle, closed at the end.
+
+    The threads are the process's kept reader pool (:func:`_reader_threads`); the handles and
+    scratch buffers are this reader's own.
+    """
+
+    def __init__(self, path: str, workers: int, overview_level: int | None = None) -> None:
         self.path = path
+        self.overview_level = overview_level
         self._local = threading.local()
         self._lock = threading.Lock()
         self._handles: list[DatasetReader] = []
+        self._futures: list[Future[Any]] = []
         # No threads at all with 0 workers: the caller's thread reads (a Dask task on a
         # single-threaded worker must not use more than its one core).
-        self.executor = (
-            ThreadPoolExecutor(int(workers), thread_name_prefix="geolabel-read")
-            if int(workers) > 0
-            else None
-        )
+        self.executor = _reader_threads(int(workers)) if int(workers) > 0 else None
+
+    def submit(self, fn: Callable[[T], Any], job: T) -> Future[Any]:
+        """Run ``fn(job)`` on a reader thread."""
+        assert self.executor is not None
+        future = self.executor.submit(fn, job)
+        self._futures = [f for f in self._futures if not f.done()]
+        self._futures.append(future)
+        return future
 
     def handle(self) -> DatasetReader:
         ds: DatasetReader | None = getattr(self._local, "ds", None)
         if ds is None:
             try:
-                ds = rasterio.open(self.path)
+                ds = (
+                    rasterio.open(self.path)
+                    if self.overview_level is None
+                    else rasterio.open(self.path, overview_level=self.overview_level)
+                )
             except RasterioError as exc:
                 raise RasterReadError(f"GDAL cannot open {self.path}: {exc}") from exc
             self._local.ds = ds
@@ -227,8 +265,11 @@ class _ThreadHandles:
         return buf[: math.prod(shape)].reshape(shape)
 
     def close(self) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+        """Cancel this reader's jobs that have not started, wait for the others, close."""
+        for future in self._futures:
+            future.cancel()
+        wait(self._futures)
+        self._futures.clear()
         for ds in self._handles:
             ds.close()
         self._handles.clear()
@@ -271,7 +312,7 @@ def _ordered(
         while next_job < len(jobs) and len(pending) < prefetch:
             if before_submit is not None:
                 before_submit(next_job)
-            pending.append((next_job, pool.executor.submit(work, jobs[next_job])))
+            pending.append((next_job, pool.submit(work, jobs[next_job])))
             next_job += 1
         k, future = pending.popleft()
         yield k, future.result()
@@ -385,6 +426,7 @@ def iter_tile_batches(
     normalise: BandStats | None = None,
     workers: int = 2,
     prefetch: int | None = None,
+    overview: int | None = None,
 ) -> Iterator[TileBatch]:
     """Deliver tiles as contiguous ``(N, bands, H, W)`` batches, decompressing each block once.
 
@@ -406,13 +448,18 @@ def iter_tile_batches(
         prefetch: Strips in flight (default ``workers + 1``). Memory is about
             ``prefetch × strip rows × width × bands`` pixels of the scene's dtype, plus the
             batches those strips touch; a strip is whole block rows, at least 256 rows.
+        overview: Read the scene's overview of this decimation factor instead of the scene
+            (batches have ``scale == overview``): ``scene`` and ``tiles`` are then in the
+            overview's pixels, e.g. :func:`geolabel.prelabel.predict.model_grid` of the grid.
+            Whether the overview holds averages is the caller's to check
+            (:func:`average_overview`).
 
     Yields:
         Batches.
 
     Raises:
         TilingError: No tiles given with a path, tiles outside the scene or of mixed sizes,
-            bad batch size.
+            bad batch size, no overview of the factor asked for.
         BandError: Bad band selection, or statistics of other bands.
         RasterReadError: GDAL failed to read part of the scene (the message names the rows).
     """
@@ -420,6 +467,14 @@ def iter_tile_batches(
         raise TilingError(f"batch_size must be a positive integer, got {batch_size!r}.")
     info, ordered = _resolve_tiles(scene, tiles)
     indexes = check_bands(info, bands)
+    level = None
+    if overview is not None:
+        if overview not in info.overviews:
+            raise TilingError(
+                f"{info.path} has no overview of factor {overview} (it has"
+                f" {list(info.overviews) or 'none'}); read the scene itself (overview=None)."
+            )
+        level = info.overviews.index(overview)
     mean = scale = None
     if normalise is not None:
         if tuple(normalise.bands) != indexes:
@@ -464,6 +519,7 @@ def iter_tile_batches(
         last_strip.append(last)
     strips = sorted(parts)
     buffers: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+    pixel_scale = 1 if overview is None else int(overview)
 
     def allocate(job: int) -> None:
         for p in parts[strips[job]]:
@@ -472,7 +528,7 @@ def iter_tile_batches(
                 valid = None if nodata is None else np.empty((n, tile_h, tile_w), dtype=bool)
                 buffers[p.batch] = (np.empty((n, n_bands, tile_h, tile_w), dtype=dtype), valid)
 
-    pool = _ThreadHandles(info.path, workers)
+    pool = _ThreadHandles(info.path, workers, level)
 
     def work(s: int) -> int:
         # Runs on a pool thread: numpy releases the GIL for the copies and arithmetic, so
@@ -508,9 +564,81 @@ def iter_tile_batches(
                 array, valid = buffers.pop(next_batch)
                 group = groups[next_batch]
                 next_batch += 1
-                yield TileBatch(array, tuple(group), valid)
+                yield TileBatch(array, tuple(group), valid, pixel_scale)
     finally:
         pool.close()
+
+
+def average_overview(
+    info: RasterInfo,
+    factor: int,
+    *,
+    bands: Sequence[int] | None = None,
+    samples: int = 4,
+    size: int = 16,
+) -> bool:
+    """Whether the scene's overview of ``factor`` holds the averages of its pixels.
+
+    A COG's overviews can be averages (what :func:`~geolabel.raster.io.write_cog` builds) or
+    anything else (``gdaladdo``'s default is nearest neighbour); a model that averages its
+    input down may read an average overview instead of the scene, at ``factor²`` times fewer
+    pixels to decompress. This compares ``samples`` windows of ``size`` × ``size`` overview
+    pixels, spread over the scene, with the mean of the scene's pixels beneath them. They must
+    agree to within GDAL's rounding (half a unit per halving for integer data, as each level
+    is built from the one before), and at least one window must tell average and nearest
+    apart: on flat samples no verdict is given. Windows with a nodata pixel are left out.
+
+    Args:
+        info: The scene.
+        factor: The decimation factor (2, 4, 8...).
+        bands: 1-based bands to compare (all when None).
+        samples: Windows to compare.
+        size: Their size in overview pixels.
+
+    Returns:
+        True when the overview exists and matches; False otherwise (read the scene itself).
+    """
+    if factor < 2 or factor not in info.overviews:
+        return False
+    indexes = list(check_bands(info, bands))
+    level = info.overviews.index(factor)
+    rows, cols = info.height // factor, info.width // factor
+    k = min(size, rows, cols)
+    if k < 1:
+        return False
+    integer = np.issubdtype(np.dtype(info.dtype), np.integer)
+    tol = 0.5 * math.ceil(math.log2(factor)) + 1e-6 if integer else 0.0
+    nodata = _scene_nodata(info)
+    spots = np.linspace(0.0, 1.0, max(1, samples))
+    told_apart = False
+    try:
+        with (
+            rasterio.open(info.path) as full,
+            rasterio.open(info.path, overview_level=level) as small,
+        ):
+            by, bx = small.block_shapes[0]
+            for j, f in enumerate(spots):
+                # Both diagonals; each window at the corner of one of the overview's blocks, so
+                # that it and the scene's pixels beneath it decompress a block each.
+                r = min(int(f * (rows - k)) // by * by, rows - k)
+                c = min(int((f if j % 2 else 1.0 - f) * (cols - k)) // bx * bx, cols - k)
+                scene = full.read(
+                    indexes, window=Window(c * factor, r * factor, k * factor, k * factor)
+                ).astype(np.float64)
+                if nodata is not None and _nodata_mask(scene, nodata).any():
+                    continue
+                got = small.read(indexes, window=Window(c, r, k, k)).astype(np.float64)
+                cells = scene.reshape(len(indexes), k, factor, k, factor)
+                mean = cells.mean(axis=(2, 4))
+                scale = np.abs(mean).max() + 1.0
+                limit = tol if integer else 1e-5 * scale
+                if not np.all(np.abs(got - mean) <= limit):
+                    return False
+                corner = cells[:, :, 0, :, 0]  # what a nearest-neighbour overview could hold
+                told_apart |= bool(np.abs(corner - mean).max() > limit)
+    except RasterioError:
+        return False
+    return told_apart
 
 
 def compute_band_stats(

@@ -15,8 +15,10 @@ pixel (outside the scene, over nodata, or smaller than a pixel without ``all_tou
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -63,6 +65,8 @@ class ParcelIdRaster:
         height: Grid rows.
         all_touched: Burn every pixel a parcel touches, not only pixels whose centre is inside.
         max_whole_pixels: Largest grid burned whole.
+        lazy: Burn on the first request instead of now (a caller may start other work first,
+            e.g. the model while the parcels are burned on another thread).
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class ParcelIdRaster:
         height: int,
         all_touched: bool = False,
         max_whole_pixels: int = _WHOLE_GRID_PIXELS,
+        lazy: bool = False,
     ) -> None:
         self.transform = transform
         self.shape = (int(height), int(width))
@@ -86,7 +91,9 @@ class ParcelIdRaster:
             self._bounds[valid] = shapely.bounds(self._geoms[valid].astype(object))
         self._whole: np.ndarray | None = None
         self._band: tuple[int, int, np.ndarray] | None = None
-        if self.shape[0] * self.shape[1] <= max_whole_pixels:
+        self._lock = threading.Lock()
+        self._burn_whole = self.shape[0] * self.shape[1] <= max_whole_pixels
+        if self._burn_whole and not lazy:
             self._whole = self._burn(0, self.shape[0])
 
     def _burn(self, row_off: int, rows: int) -> np.ndarray:
@@ -108,8 +115,11 @@ class ParcelIdRaster:
         out = np.zeros((rows, width), dtype=np.int32)
         which = np.flatnonzero(hit)
         if len(which):
+            # GeoJSON mappings made in one vectorised call: rasterio would otherwise ask every
+            # shapely geometry for its __geo_interface__, which takes several times as long.
+            shapes = [json.loads(g) for g in shapely.to_geojson(self._geoms[which])]
             rasterize(
-                zip(self._geoms[which], (which + 1).tolist(), strict=True),
+                zip(shapes, (which + 1).tolist(), strict=True),
                 out=out,
                 transform=t,
                 all_touched=self.all_touched,
@@ -118,7 +128,11 @@ class ParcelIdRaster:
 
     def rows(self, row_off: int, rows: int) -> np.ndarray:
         """Ordinals of rows ``row_off : row_off + rows`` (read-only; do not modify)."""
-        if self._whole is not None:
+        if self._burn_whole:
+            if self._whole is None:
+                with self._lock:  # zonal statistics and embeddings may ask from two threads
+                    if self._whole is None:
+                        self._whole = self._burn(0, self.shape[0])
             return self._whole[row_off : row_off + rows]
         if self._band is None or self._band[:2] != (row_off, rows):
             self._band = (row_off, rows, self._burn(row_off, rows))
@@ -141,6 +155,8 @@ class ZonalAccumulator:
         id_column: Column of unique parcel ids.
         all_touched: Count every pixel a parcel touches (pixels on shared edges then go to
             the later parcel), not only pixels whose centre is inside.
+        lazy: Rasterize the parcels when the first strip comes, not now (see
+            :class:`ParcelIdRaster`); the inputs are checked now either way.
 
     Raises:
         ColumnError: ``id_column`` is missing or its ids repeat.
@@ -159,6 +175,7 @@ class ZonalAccumulator:
         crs: str,
         id_column: str = "parcel_id",
         all_touched: bool = False,
+        lazy: bool = False,
     ) -> None:
         if id_column not in parcels.columns:
             raise ColumnError(
@@ -207,6 +224,7 @@ class ZonalAccumulator:
             width=width,
             height=height,
             all_touched=all_touched,
+            lazy=lazy,
         )
         self._count = np.zeros(n + 1, dtype=np.int64)
         self._class_count = np.zeros((n + 1) * c, dtype=np.int64)
@@ -221,6 +239,7 @@ class ZonalAccumulator:
         classes: Sequence[str],
         id_column: str = "parcel_id",
         all_touched: bool = False,
+        lazy: bool = False,
     ) -> ZonalAccumulator:
         """An accumulator on a tile grid's scene grid (for :class:`Mosaic`'s ``zonal``).
 
@@ -230,6 +249,7 @@ class ZonalAccumulator:
             classes: Class names.
             id_column: Column of unique parcel ids.
             all_touched: See the class.
+            lazy: See the class.
 
         Returns:
             The accumulator.
@@ -244,15 +264,25 @@ class ZonalAccumulator:
             crs=info.crs,
             id_column=id_column,
             all_touched=all_touched,
+            lazy=lazy,
         )
 
-    def add_strip(self, row_off: int, probs: np.ndarray, valid: np.ndarray | None = None) -> None:
+    def add_strip(
+        self,
+        row_off: int,
+        probs: np.ndarray,
+        valid: np.ndarray | None = None,
+        *,
+        top: np.ndarray | None = None,
+    ) -> None:
         """Add rows ``row_off : row_off + rows`` of the probability grid.
 
         Args:
             row_off: First row.
             probs: ``(classes, rows, width)`` probabilities; NaN pixels are not counted.
             valid: ``(rows, width)`` bool; False pixels are not counted.
+            top: The most probable class of each pixel (lower index on ties), when the caller
+                has it already; computed here when None.
 
         Raises:
             BandError: ``probs`` has the wrong number of classes or width.
@@ -276,7 +306,8 @@ class ZonalAccumulator:
         flat = np.where(keep, ids, 0).ravel().astype(np.intp)
         n1 = len(self._ids) + 1
         self._count += np.bincount(flat, minlength=n1)
-        top, _ = argmax_max(probs)
+        if top is None:
+            top, _ = argmax_max(probs)
         self._class_count += np.bincount(flat * c + top.ravel(), minlength=n1 * c)
         for k in range(c):
             self._prob_sum[:, k] += np.bincount(flat, weights=probs[k].ravel(), minlength=n1)
