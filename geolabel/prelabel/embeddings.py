@@ -176,7 +176,8 @@ def save_embeddings(path: str | os.PathLike[str], ids: list[str], embedding: np.
         The path written.
     """
     out = Path(path)
-    np.savez_compressed(out, ids=np.asarray(ids, dtype=str), embedding=embedding)
+    # Not compressed: float features shrink by a fifth at 15x the time.
+    np.savez(out, ids=np.asarray(ids, dtype=str), embedding=embedding)
     return out
 
 

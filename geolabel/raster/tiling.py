@@ -466,14 +466,30 @@ def tile_index(
             raise TilingError(f"Two tile grids have the scene id {grid.scene_id!r}.")
         seen.add(grid.scene_id)
         scene_crs = grid.scene.crs
+        offsets = np.array(
+            [(t.row_off, t.col_off, t.height, t.width) for t in grid.tiles], dtype=np.int64
+        ).reshape(-1, 4)
+        rows, cols, heights, widths = offsets.T
+        a, _, c, _, e, f = grid.transform[:6]  # north-up: the bounds of each window at once
+        x0, x1 = c + a * cols, c + a * (cols + widths)
+        y0, y1 = f + e * rows, f + e * (rows + heights)
         part = pd.DataFrame(
-            [
-                (t.tile_id, t.scene_id, t.row_off, t.col_off, t.height, t.width,
-                 t.nodata_fraction, scene_crs, *grid.tile_bounds(t))
-                for t in grid.tiles
-            ],
+            {
+                "tile_id": [t.tile_id for t in grid.tiles],
+                "scene_id": [t.scene_id for t in grid.tiles],
+                "row_off": rows,
+                "col_off": cols,
+                "height": heights,
+                "width": widths,
+                "nodata_fraction": [t.nodata_fraction for t in grid.tiles],
+                "scene_crs": scene_crs,
+                "left": np.minimum(x0, x1),
+                "bottom": np.minimum(y0, y1),
+                "right": np.maximum(x0, x1),
+                "top": np.maximum(y0, y1),
+            },
             columns=list(_INDEX_COLUMNS[:-1]),
-        )  # fmt: skip
+        )
         frames.append(part)
         corners = part[["left", "bottom", "right", "top"]].to_numpy(dtype=float)
         if CRS.from_user_input(scene_crs).equals(target):  # once per scene, not per tile
