@@ -142,10 +142,13 @@ class TestTrainConfig:
     def test_bad_settings_are_listed(self):
         with pytest.raises(GeolabelError, match=r"2\^encoder_depth \(16\), got 100.*class_balance"):
             TrainConfig(tile_size=100, class_balance=2.0)
+        with pytest.raises(GeolabelError, match=r"ema_decay must be in \[0, 1\), got 1.0"):
+            TrainConfig(ema_decay=1.0)
 
 
 class TestTrainSegmentation:
-    def test_learns_two_textures(self):
+    @pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+    def test_learns_two_textures(self, ema_decay):
         # Left half bright, right half dark: a tiny model separates them in a few steps.
         rng = np.random.default_rng(0)
         image = rng.normal(0, 0.1, (2, 64, 64)).astype(np.float32)
@@ -163,6 +166,7 @@ class TestTrainSegmentation:
             block_px=16,
             lr=1e-2,
             num_threads=1,
+            ema_decay=ema_decay,
         )
         seen = []
         result = train_segmentation(

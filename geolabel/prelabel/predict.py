@@ -662,7 +662,7 @@ def predict_scene(
         parcels: Parcels to pool over (any CRS); None skips pooling.
         out_dir: Folder for ``<scene_id>_classes.tif`` and ``<scene_id>_confidence.tif``.
         batch_size: Tiles per forward pass, at most (the tiles are cut into a multiple of
-            the predictor's streams of batches of nearly one size).
+            the machine's cores of batches of nearly one size).
         progress: Called with the number of tiles done after every batch.
         serial: Read, predict and pool on the calling thread only, one step after the
             other (a Dask task on a single-threaded worker: its core is all it may use; the
@@ -714,7 +714,9 @@ def predict_scene(
             scale,
             card.bands,
             batch_size=batch_size,
-            streams=1 if serial else predictor.streams,
+            # The machine's cores, not this run's streams: a serial run (a Dask task) cuts
+            # the same batches as a threaded one, so their outputs match bit for bit.
+            streams=available_cores(),
             workers=0 if serial else 2,
             overviews=overviews,
         )
