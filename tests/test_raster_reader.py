@@ -279,6 +279,16 @@ class TestAverageOverview:
         )  # fmt: skip
         assert not average_overview(open_scene_info(path), 4)
 
+    def test_a_rewritten_file_is_checked_again(self, tmp_path):
+        path = tmp_path / "s.tif"
+        write_cog(path, textured(), transform=ORIGIN, crs=UTM, blocksize=64)
+        assert average_overview(open_scene_info(path), 4)
+        write_cog(
+            path, textured(seed=1), transform=ORIGIN, crs=UTM, blocksize=64,
+            overview_resampling=Resampling.nearest,
+        )  # fmt: skip
+        assert not average_overview(open_scene_info(path), 4)
+
     def test_flat_samples_give_no_verdict(self, tmp_path):
         flat = np.full((1, 512, 512), 1200, dtype=np.uint16)
         path = write_cog(tmp_path / "f.tif", flat, transform=ORIGIN, crs=UTM, blocksize=64)

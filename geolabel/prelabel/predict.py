@@ -599,25 +599,18 @@ def _scene_batches(
     clean: list[Tile] = []
     if overviews and scale > 1 and average_overview(grid.scene, scale, bands=bands):
         clean = [t for t in coarse.tiles if t.nodata_fraction == 0]
-    if clean:
-        yield from iter_tile_batches(
-            coarse,
-            clean,
-            batch_size=_even_batches(len(clean), batch_size, streams),
-            bands=bands,
-            workers=workers,
-            overview=scale,
-        )
     done = {t.tile_id for t in clean}
     rest = [t for t in grid.tiles if t.tile_id not in done]
-    if rest:
-        yield from iter_tile_batches(
-            grid,
-            rest,
-            batch_size=_even_batches(len(rest), batch_size, streams),
-            bands=bands,
-            workers=workers,
-        )
+    for source, tiles, overview in ((coarse, clean, scale), (grid, rest, None)):
+        if tiles:
+            yield from iter_tile_batches(
+                source,
+                tiles,
+                batch_size=_even_batches(len(tiles), batch_size, streams),
+                bands=bands,
+                workers=workers,
+                overview=overview,
+            )
 
 
 def _even_batches(n: int, batch_size: int, streams: int) -> int:

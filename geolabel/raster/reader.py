@@ -17,6 +17,7 @@ tiles; :class:`BandStats` is stored with the project (see :mod:`geolabel.raster.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -597,10 +598,30 @@ def average_overview(
 
     Returns:
         True when the overview exists and matches; False otherwise (read the scene itself).
+        The verdict is kept for the process, keyed by the file's size and modification time
+        (every round of the loop pre-labels the same scenes again).
     """
     if factor < 2 or factor not in info.overviews:
         return False
-    indexes = list(check_bands(info, bands))
+    indexes = check_bands(info, bands)
+    try:
+        stat = os.stat(info.path)
+    except OSError:
+        return False
+    return _average_overview(info, factor, indexes, samples, size, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _average_overview(
+    info: RasterInfo,
+    factor: int,
+    indexes: tuple[int, ...],
+    samples: int,
+    size: int,
+    file_size: int,
+    mtime_ns: int,
+) -> bool:
+    """:func:`average_overview` of one version of a file (the last two arguments are the key)."""
     level = info.overviews.index(factor)
     rows, cols = info.height // factor, info.width // factor
     k = min(size, rows, cols)
@@ -623,11 +644,11 @@ def average_overview(
                 r = min(int(f * (rows - k)) // by * by, rows - k)
                 c = min(int((f if j % 2 else 1.0 - f) * (cols - k)) // bx * bx, cols - k)
                 scene = full.read(
-                    indexes, window=Window(c * factor, r * factor, k * factor, k * factor)
+                    list(indexes), window=Window(c * factor, r * factor, k * factor, k * factor)
                 ).astype(np.float64)
                 if nodata is not None and _nodata_mask(scene, nodata).any():
                     continue
-                got = small.read(indexes, window=Window(c, r, k, k)).astype(np.float64)
+                got = small.read(list(indexes), window=Window(c, r, k, k)).astype(np.float64)
                 cells = scene.reshape(len(indexes), k, factor, k, factor)
                 mean = cells.mean(axis=(2, 4))
                 scale = np.abs(mean).max() + 1.0
