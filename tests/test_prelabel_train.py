@@ -9,7 +9,13 @@ import torch
 from geolabel.errors import GeolabelError
 from geolabel.prelabel.masks import IGNORE_INDEX
 from geolabel.prelabel.model import ModelConfig
-from geolabel.prelabel.threads import ThreadTuner, available_cores, default_threads
+from geolabel.prelabel.threads import (
+    ThreadTuner,
+    available_cores,
+    default_threads,
+    one_blas_thread,
+    short_gil_turns,
+)
 from geolabel.prelabel.train import (
     TrainConfig,
     _class_weights,
@@ -94,6 +100,19 @@ class TestCropSampler:
 
 
 class TestThreads:
+    def test_gil_turns_and_blas_threads_are_restored(self):
+        import sys
+
+        from threadpoolctl import threadpool_info
+
+        before = sys.getswitchinterval()
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        with short_gil_turns(0.0003), one_blas_thread():
+            assert sys.getswitchinterval() == pytest.approx(0.0003)
+            assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")
+        assert sys.getswitchinterval() == before
+        assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == blas
+
     def test_explicit_count_is_used(self):
         assert default_threads(3) == 3
         assert 1 <= default_threads() <= available_cores()

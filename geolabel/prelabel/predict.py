@@ -64,7 +64,12 @@ from geolabel.errors import GeolabelError
 from geolabel.prelabel.embeddings import ParcelEmbeddings, tile_embeddings
 from geolabel.prelabel.metrics import apply_temperature, uncertainty
 from geolabel.prelabel.model import ModelCard, ModelMismatchError, fold_batchnorm
-from geolabel.prelabel.threads import ThreadTuner, available_cores, one_blas_thread
+from geolabel.prelabel.threads import (
+    ThreadTuner,
+    available_cores,
+    one_blas_thread,
+    short_gil_turns,
+)
 from geolabel.raster._ops import argmax_max
 from geolabel.raster.io import RasterInfo
 from geolabel.raster.mosaic import Mosaic
@@ -647,7 +652,9 @@ def predict_scene(
     statistics runs on one worker thread and its tile rows and embeddings on another while
     the model works on the next batches (numpy and torch release the GIL, so they overlap),
     one batch in post at most. numpy's BLAS is held to one thread meanwhile
-    (:func:`~geolabel.prelabel.threads.one_blas_thread`).
+    (:func:`~geolabel.prelabel.threads.one_blas_thread`), and Python's thread switch interval
+    shortened so that the streams get the GIL back quickly between torch operations
+    (:func:`~geolabel.prelabel.threads.short_gil_turns`).
 
     Args:
         predictor: The model, ready to run (features are pooled when it returns them).
@@ -694,6 +701,7 @@ def predict_scene(
     done = 0
     with (
         one_blas_thread(),
+        contextlib.nullcontext() if serial else short_gil_turns(),
         Mosaic(coarse, classes=classes, zonal=zonal) as mosaic,
         _InlineExecutor() if serial else ThreadPoolExecutor(1, "geolabel-map") as maps,
         _InlineExecutor() if serial else ThreadPoolExecutor(1, "geolabel-stats") as tile_stats,
