@@ -127,6 +127,10 @@ def local_cluster(n_workers: int | None = None, *, dashboard: bool = True) -> Lo
     # CPU instead of 0.55 s per 4-scene job (benchmarks/scale.py), and a worker that nears
     # its memory limit is still caught within a second.
     quiet = {
+        # One task per worker at a time: the next scene goes to whichever worker frees up
+        # first (Dask's default 1.1 hands a single-threaded worker two tasks at once, so
+        # four uneven scenes split two and two whatever their sizes).
+        "distributed.scheduler.worker-saturation": 1.0,
         "distributed.worker.profile.enabled": False,
         "distributed.admin.tick.interval": "1s",
         "distributed.worker.memory.monitor-interval": "1s",

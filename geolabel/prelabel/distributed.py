@@ -177,35 +177,37 @@ def predict_scenes(
     # Every worker needs them: send them to each now, rather than have a worker fetch them
     # from a busy one (whose event loop waits for its task to let go of the GIL).
     shared = client.scatter(parcels, broadcast=True)
-    futures = [
+    # Largest scenes first: a worker that frees up takes the next, so the last to finish is a
+    # small one (longest-processing-time-first order).
+    sizes = [len(g) if isinstance(g, TileGrid) else g.max_tiles for g in grids]
+    order = sorted(range(len(grids)), key=lambda k: -sizes[k])
+    submitted = [
         client.submit(
             predict_scene_task,
             str(model_dir),
-            grid,
+            grids[k],
             shared,
             str(out_dir),
             batch_size=batch_size,
             precision=precision,
             num_threads=num_threads,
-            key=f"geolabel-prelabel-{grid.scene_id}-{os.getpid()}-{id(grids)}",
+            key=f"geolabel-prelabel-{grids[k].scene_id}-{os.getpid()}-{id(grids)}",
             pure=False,
         )
-        for grid in grids
+        for k in order
     ]
-    sizes = {
-        f.key: len(g) if isinstance(g, TileGrid) else g.max_tiles
-        for f, g in zip(futures, grids, strict=True)
-    }
+    futures = [submitted[order.index(k)] for k in range(len(grids))]  # the grids' order
+    tiles = {f.key: n for f, n in zip(futures, sizes, strict=True)}
     done = 0
     finished: dict[object, tuple[SceneOutputs, int, TileGrid]] = {}
     try:
         for future in as_completed(futures):
             finished[future.key] = future.result()  # fetched once; raises a failed scene's error
             built = finished[future.key][2]
-            sizes[future.key] = len(built)
+            tiles[future.key] = len(built)
             done += len(built)
             if progress is not None:
-                progress(done, sum(sizes.values()))
+                progress(done, sum(tiles.values()))
         results = [finished[f.key] for f in futures]
     finally:
         for f in futures:
