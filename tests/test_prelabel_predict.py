@@ -230,7 +230,11 @@ class TestEmbeddings:
         assert ids == ["left", "right"]
         assert vectors[:, 0].tolist() == pytest.approx([1.0, 3.0])
 
-    def test_batch_sums_equal_tile_by_tile(self, scene):
+    @pytest.mark.parametrize("cells", [4096, 1])  # 1: too many cells, tile by tile
+    def test_batch_sums_equal_tile_by_tile(self, scene, cells, monkeypatch):
+        import geolabel.prelabel.embeddings as embeddings
+
+        monkeypatch.setattr(embeddings, "_BATCH_CELLS", cells)
         path, parcels = scene
         grid = tile_scene(path, size=32, overlap=8)
         rng = np.random.default_rng(3)

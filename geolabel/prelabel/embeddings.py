@@ -24,6 +24,8 @@ from geolabel.raster.zonal import ParcelIdRaster
 
 __all__ = ["ParcelEmbeddings", "load_embeddings", "save_embeddings", "tile_embeddings"]
 
+_BATCH_CELLS = 4096  # feature cells of a batch pooled at once (a count row per parcel each)
+
 
 def tile_embeddings(features: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """Mean feature vector of each tile over its valid cells.
@@ -128,11 +130,13 @@ class ParcelEmbeddings:
         """
         if not tiles:
             return
-        if len({(t.height, t.width) for t in tiles}) > 1:
+        n, c, h, w = features.shape
+        if len({(t.height, t.width) for t in tiles}) > 1 or n * h * w > _BATCH_CELLS:
+            # Tiles of other sizes, or so many feature cells that the (parcel × cell) count
+            # matrix would be large: tile by tile.
             for k, tile in enumerate(tiles):
                 self.add(tile, features[k], None if valid is None else valid[k])
             return
-        n, c, h, w = features.shape
         if self._sum is None:
             self._sum = np.zeros((len(self.ids), c), dtype=np.float64)
         height, width = tiles[0].height, tiles[0].width
