@@ -196,7 +196,8 @@ def predict_scenes(
         )
         for k in order
     ]
-    futures = [submitted[order.index(k)] for k in range(len(grids))]  # the grids' order
+    by_grid = dict(zip(order, submitted, strict=True))
+    futures = [by_grid[k] for k in range(len(grids))]  # the grids' order
     tiles = {f.key: n for f, n in zip(futures, sizes, strict=True)}
     done = 0
     finished: dict[object, tuple[SceneOutputs, int, TileGrid]] = {}

@@ -98,45 +98,33 @@ class ParcelEmbeddings:
 
     def add(self, tile: Tile, features: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Add one tile's ``(C, h, w)`` features (``valid``: ``(H, W)`` at the tile's size)."""
-        c, h, w = features.shape
-        if self._sum is None:
-            self._sum = np.zeros((len(self.ids), c), dtype=np.float64)
-        ids = self._ids(tile)
-        if valid is not None:
-            ids = np.where(valid, ids, 0)
-        hit, local = np.unique(ids, return_inverse=True)
-        if hit[-1] == 0:
-            return
-        fy, fx = max(1, tile.height // h), max(1, tile.width // w)
-        rows = np.minimum(np.arange(tile.height) // fy, h - 1)
-        cols = np.minimum(np.arange(tile.width) // fx, w - 1)
-        cell = (rows[:, None] * w + cols[None, :]).ravel()
-        k = len(hit)
-        counts = np.bincount(local.ravel() * (h * w) + cell, minlength=k * h * w)
-        counts = counts.reshape(k, h * w).astype(np.float64)
-        if hit[0] == 0:
-            hit, counts = hit[1:], counts[1:]
-        rows_of = hit - 1
-        self._sum[rows_of] += counts @ features.reshape(c, h * w).T.astype(np.float64)
-        self._count[rows_of] += counts.sum(axis=1)
+        self._pool([tile], features[None], None if valid is None else valid[None])
 
     def add_batch(
         self, tiles: Sequence[Tile], features: np.ndarray, valid: np.ndarray | None = None
     ) -> None:
-        """Add a batch of tiles of one size: ``(N, C, h, w)`` features, ``(N, H, W)`` valid.
+        """Add a batch of tiles: ``(N, C, h, w)`` features, ``(N, H, W)`` valid.
 
-        The same sums as :meth:`add` tile by tile, in one reduction: the pixel count of every
-        (parcel, tile, feature cell) triple, then one matrix product with the features.
+        The same sums as :meth:`add` tile by tile, in one reduction when the tiles have one
+        size and the batch has at most ``_BATCH_CELLS`` feature cells (else tile by tile, so
+        the (parcel × cell) count matrix stays small).
+        """
+        n, _, h, w = features.shape
+        if len({(t.height, t.width) for t in tiles}) == 1 and n * h * w <= _BATCH_CELLS:
+            self._pool(tiles, features, valid)
+            return
+        for k, tile in enumerate(tiles):
+            self.add(tile, features[k], None if valid is None else valid[k])
+
+    def _pool(self, tiles: Sequence[Tile], features: np.ndarray, valid: np.ndarray | None) -> None:
+        """Add tiles of one size in one reduction.
+
+        The pixel count of every (parcel, tile, feature cell) triple, then one matrix product
+        with the features.
         """
         if not tiles:
             return
         n, c, h, w = features.shape
-        if len({(t.height, t.width) for t in tiles}) > 1 or n * h * w > _BATCH_CELLS:
-            # Tiles of other sizes, or so many feature cells that the (parcel × cell) count
-            # matrix would be large: tile by tile.
-            for k, tile in enumerate(tiles):
-                self.add(tile, features[k], None if valid is None else valid[k])
-            return
         if self._sum is None:
             self._sum = np.zeros((len(self.ids), c), dtype=np.float64)
         height, width = tiles[0].height, tiles[0].width
