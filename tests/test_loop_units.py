@@ -19,7 +19,7 @@ from geolabel.loop.planner import (
     simulate_uniform,
 )
 from geolabel.loop.route import route
-from geolabel.loop.select import diverse_batch, score_pool
+from geolabel.loop.select import diverse_batch, embedding_clusters, score_pool
 
 K = 3
 
@@ -43,6 +43,12 @@ class TestConfig:
         yml = tmp_path / "loop.yaml"
         yml.write_text("routing:\n  easy_confidence: 0.8\n")
         assert load_config(yml).routing.easy_confidence == 0.8
+        assert cfg.cluster_batch is True
+        yml.write_text("cluster_batch: false\n")
+        assert load_config(yml).cluster_batch is False
+        yml.write_text("cluster_batch: 1\n")
+        with pytest.raises(ConfigError, match="cluster_batch must be true or false"):
+            load_config(yml)
 
     @pytest.mark.parametrize(
         ("text", "fragment"),
@@ -149,6 +155,31 @@ class TestDiverseBatch:
         assert batch[:2] == ["a", "d"] and len(batch) == 3 and len(set(batch)) == 3
         everything = diverse_batch(scores, xy, 10, min_distance=50)
         assert sorted(everything) == list("abcde")
+
+    def test_one_item_per_embedding_cluster(self):
+        # Six items far apart; a, b, c look alike (one cluster), d, e, f another.
+        xy = pd.DataFrame({"x": np.arange(6) * 100.0, "y": 0.0}, index=list("abcdef"))
+        emb = pd.DataFrame(
+            [[1, 0.0], [1, 0.05], [1, -0.05], [0, 1.0], [0.05, 1], [-0.05, 1]], index=list("abcdef")
+        )
+        clusters = embedding_clusters(emb, list("abcdef"), 2, seed=3)
+        assert clusters["a"] == clusters["b"] == clusters["c"] != clusters["d"]
+        assert clusters["d"] == clusters["e"] == clusters["f"]
+        scores = pd.Series([0.9, 0.8, 0.7, 0.6, 0.5, 0.4], index=list("abcdef"))
+        # Spatial spread alone takes the two best, which look alike; clusters take one of each.
+        assert diverse_batch(scores, xy, 2, min_distance=50) == ["a", "b"]
+        assert diverse_batch(scores, xy, 2, min_distance=50, clusters=clusters) == ["a", "d"]
+        # More items than clusters: one of each first, then the best of the rest.
+        assert diverse_batch(scores, xy, 3, min_distance=50, clusters=clusters) == ["a", "d", "b"]
+        # An item without an embedding is not held back by the clusters.
+        partial = embedding_clusters(emb.drop(index="b"), list("abcdef"), 2, seed=3)
+        assert "b" not in partial.index
+        assert diverse_batch(scores, xy, 2, min_distance=50, clusters=partial) == ["a", "b"]
+
+    def test_fewer_candidates_than_clusters(self):
+        emb = pd.DataFrame([[1.0, 0.0]], index=["a"])
+        assert embedding_clusters(emb, ["a", "zz"], 5).to_dict() == {"a": 0}
+        assert embedding_clusters(emb, [], 5).empty
 
     def test_missing_coordinates(self):
         with pytest.raises(ColumnError, match="no coordinates"):

@@ -6,6 +6,8 @@ and out-of-range values are refused with the key's name. A file looks like::
 
     batch_size = 60            # items selected per round
     seed = 0
+    min_distance_m = 25.0      # no two items of a batch closer than this, where possible
+    cluster_batch = true       # ... and at most one per cluster of look-alike parcels
 
     [prices]                   # in your currency, per unit of work
     verify = 0.04              # one person checks a shown pre-label
@@ -131,6 +133,11 @@ class LoopConfig:
             :data:`geolabel.loop.select.SCORERS`).
         min_distance_m: Smallest distance between two items of one batch (spatial diversity);
             relaxed when the batch cannot be filled.
+        cluster_batch: Also take at most one item per cluster of the parcels' embeddings
+            (k-means into as many clusters as the batch has items; see
+            :func:`geolabel.loop.select.embedding_clusters`), so a batch spreads over what
+            parcels look like as well as over where they are. Needs the embeddings that
+            pre-labeling writes; without them only the distance applies.
         aggregation: Aggregation method (``ds``, ``mv``, ``wmv``, ``glad``, ``onecoin``).
         retrain: Retrain the model at the start of every round after the first.
         epochs: Epochs of a retraining run (None: the trainer's default).
@@ -145,6 +152,7 @@ class LoopConfig:
         default_factory=lambda: {"entropy": 1.0, "novelty": 0.5, "impact": 0.25}
     )
     min_distance_m: float = 25.0
+    cluster_batch: bool = True
     aggregation: str = "ds"
     retrain: bool = True
     epochs: int | None = None

@@ -39,7 +39,7 @@ from geolabel.loop.collect import MAX_WAVES, SimulatedWorkforce, Wave, next_wave
 from geolabel.loop.config import LoopConfig
 from geolabel.loop.planner import PlanResult
 from geolabel.loop.route import route
-from geolabel.loop.select import diverse_batch, score_pool
+from geolabel.loop.select import diverse_batch, embedding_clusters, score_pool
 from geolabel.loop.state import (
     add_round_items,
     load_round_state,
@@ -487,11 +487,22 @@ def run_round(
                 # the batch is chosen by active learning.
                 first = sorted(pending & set(scores.index))[: cfg.batch_size]
                 rest = scores.drop(index=first)
+                clusters = (
+                    embedding_clusters(
+                        emb,
+                        rest.index.astype(str).tolist(),
+                        cfg.batch_size - len(first),
+                        seed=cfg.seed + round_id,
+                    )
+                    if cfg.cluster_batch and emb is not None
+                    else None
+                )
                 batch = first + diverse_batch(
                     rest,
                     pool.set_index("item")[["x", "y"]],
                     cfg.batch_size - len(first),
                     min_distance=cfg.min_distance_m,
+                    clusters=clusters,
                 )
                 chosen = pool.set_index("item").loc[batch].reset_index()
                 aux = scored.set_index("item")

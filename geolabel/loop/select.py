@@ -27,7 +27,11 @@ meaning "human time is worth more here":
 percentile among the candidates first, so scales do not matter), and :func:`diverse_batch`
 takes the best items greedily, skipping any closer than a minimum distance to one already
 taken (relaxed by halves when the batch cannot be filled), so one round does not spend itself
-on one block.
+on one block. Given :func:`embedding_clusters` as well, it also takes at most one item per
+cluster of the candidates' embeddings (k-means into as many clusters as the batch has items):
+the batch then spreads over what the parcels look like, not only over where they are, and
+uncertainty cannot spend a round on one confusing kind of parcel (the sampling bias of pure
+uncertainty sampling; Zhdanov 2019, "Diverse mini-batch active learning").
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
     "SCORERS",
     "combined_score",
     "diverse_batch",
+    "embedding_clusters",
     "score_pool",
 ]
 
@@ -231,12 +236,38 @@ def combined_score(pool: pd.DataFrame, weights: Mapping[str, float], **kwargs: o
     return pd.Series(scored["score"].to_numpy(), index=scored["item"], name="score")
 
 
+def embedding_clusters(
+    embeddings: pd.DataFrame, items: list[str], n: int, *, seed: int = 0
+) -> pd.Series:
+    """Group candidates by what they look like: k-means of their unit embeddings.
+
+    Args:
+        embeddings: Item-indexed embedding rows (pooled encoder features).
+        items: The candidates; those without an embedding are left out.
+        n: Number of clusters (the batch size); fewer when there are fewer candidates.
+        seed: Seed of the k-means++ start.
+
+    Returns:
+        Item -> cluster number, for the candidates that have an embedding.
+    """
+    from scipy.cluster.vq import kmeans2
+
+    have = [i for i in dict.fromkeys(items) if i in embeddings.index]
+    k = min(int(n), len(have))
+    if k <= 1:
+        return pd.Series(0, index=pd.Index(have, dtype=object), dtype=int)
+    x = _unit(embeddings.loc[have].to_numpy(np.float64))
+    _, labels = kmeans2(x, k, minit="++", seed=np.random.default_rng([seed, 11]))
+    return pd.Series(labels.astype(int), index=pd.Index(have, dtype=object))
+
+
 def diverse_batch(
     scores: pd.Series,
     xy: pd.DataFrame,
     n: int,
     *,
     min_distance: float,
+    clusters: pd.Series | None = None,
 ) -> list[str]:
     """The ``n`` best-scored items, no two closer than ``min_distance`` where possible.
 
@@ -249,6 +280,9 @@ def diverse_batch(
         xy: Item-indexed ``x``, ``y`` coordinates in metres (projected CRS).
         n: Batch size.
         min_distance: Smallest distance between two chosen items, in the units of ``xy``.
+        clusters: Item -> cluster (:func:`embedding_clusters`): at most one item per cluster
+            while the distance is relaxed; items without a cluster are not held back by it.
+            Only when that cannot fill the batch are further items of a cluster taken.
 
     Returns:
         Chosen items, best first.
@@ -267,22 +301,30 @@ def diverse_batch(
         )
     order = scores.sort_values(ascending=False, kind="stable").index
     pts = xy.loc[order, ["x", "y"]].to_numpy(np.float64)
+    group = (
+        clusters.reindex(order).fillna(-1).to_numpy(np.int64)
+        if clusters is not None
+        else np.full(len(order), -1, dtype=np.int64)
+    )
     chosen: list[int] = []
+    used: set[int] = set()
     taken = np.zeros(len(order), dtype=bool)
-    distance = float(min_distance)
-    while len(chosen) < min(n, len(order)):
-        for k in range(len(order)):
-            if taken[k]:
-                continue
-            if chosen and distance > 0:
-                d = np.hypot(*(pts[chosen] - pts[k]).T)
-                if d.min() < distance:
+    for one_per_cluster in (True, False) if clusters is not None else (False,):
+        distance = float(min_distance)
+        while len(chosen) < min(n, len(order)):
+            for k in range(len(order)):
+                if taken[k] or (one_per_cluster and group[k] >= 0 and group[k] in used):
                     continue
-            chosen.append(k)
-            taken[k] = True
-            if len(chosen) == n:
+                if chosen and distance > 0:
+                    d = np.hypot(*(pts[chosen] - pts[k]).T)
+                    if d.min() < distance:
+                        continue
+                chosen.append(k)
+                taken[k] = True
+                used.add(int(group[k]))
+                if len(chosen) == n:
+                    break
+            if distance == 0:
                 break
-        if distance == 0:
-            break
-        distance = distance / 2 if distance > 1e-3 else 0.0
+            distance = distance / 2 if distance > 1e-3 else 0.0
     return [str(order[k]) for k in chosen]
