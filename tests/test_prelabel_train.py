@@ -20,6 +20,7 @@ from geolabel.prelabel.train import (
     TrainConfig,
     _class_weights,
     _CropSampler,
+    _weighted_loss,
     predict_array,
     spatial_split,
     train_segmentation,
@@ -84,9 +85,48 @@ class TestCropSampler:
 
     def test_crops_are_in_bounds_and_augmented(self):
         sampler = self._sampler(1.0)
-        xs, ys = sampler.batch(32)
-        assert xs.shape == (32, 2, 16, 16) and ys.shape == (32, 16, 16)
+        xs, ys, ws = sampler.batch(32)
+        assert xs.shape == (32, 2, 16, 16) and ys.shape == ws.shape == (32, 16, 16)
         assert (ys == 1).any()  # the rare parcel is seen
+        assert (ws == 1).all()  # parcels of one size: nothing is capped
+
+    def test_a_big_parcel_weighs_as_much_as_its_cap(self):
+        groups, mask = _parcel_grid(n=8, size=8)
+        mask[:] = 0
+        groups[:32, :32] = 1  # one 32 x 32 "campus" (class 1) among 8 x 8 "houses"
+        mask[:32, :32] = 1
+        mask[groups == 64] = IGNORE_INDEX  # an unlabeled house
+        image = np.zeros((2, 64, 64), dtype=np.float32)
+        sampler = _CropSampler(image, mask, 16, 2, seed=0, groups=groups, parcel_cap=2.0)
+        assert sampler.cap == 2 * 64  # two median (8 x 8) parcels
+        g = groups[24:40, 24:40]  # a crop with 64 campus px, houses of 16-64 px, one unlabeled
+        w = sampler._parcel_weights(g, mask[24:40, 24:40])
+        assert (w[g == 1] == 1).all()  # 64 campus px: under the cap
+        _, ys, ws = sampler.batch(64)
+        for k in range(64):
+            if (ys[k] == 1).sum() > sampler.cap:
+                assert ws[k][ys[k] == 1].sum() == pytest.approx(sampler.cap)
+                assert (ws[k][ys[k] == 0] == 1).all()
+        off = _CropSampler(image, mask, 16, 2, seed=0, groups=groups, parcel_cap=0.0)
+        assert (off.batch(8)[2] == 1).all()
+
+    def test_weighted_loss_is_cross_entropy_with_unit_pixel_weights(self):
+        gen = torch.Generator().manual_seed(0)
+        logits = torch.randn(2, 3, 4, 4, generator=gen)
+        y = torch.randint(0, 3, (2, 4, 4), generator=gen)
+        y[0, 0, 0] = IGNORE_INDEX
+        cw = torch.tensor([1.0, 2.0, 0.5])
+        ref = torch.nn.CrossEntropyLoss(weight=cw, ignore_index=IGNORE_INDEX)(logits, y)
+        got = _weighted_loss(logits, y, torch.ones(2, 4, 4), cw)
+        assert float(got) == pytest.approx(float(ref), rel=1e-6)
+        # Halving every pixel weight changes nothing; zeroing one sample leaves the other.
+        assert float(_weighted_loss(logits, y, torch.full((2, 4, 4), 0.5), cw)) == pytest.approx(
+            float(ref), rel=1e-6
+        )
+        only = torch.ones(2, 4, 4)
+        only[1] = 0
+        ref0 = torch.nn.CrossEntropyLoss(weight=cw, ignore_index=IGNORE_INDEX)(logits[:1], y[:1])
+        assert float(_weighted_loss(logits, y, only, cw)) == pytest.approx(float(ref0), rel=1e-6)
 
     def test_no_labels(self):
         mask = np.full((32, 32), IGNORE_INDEX, dtype=np.uint8)

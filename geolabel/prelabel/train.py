@@ -84,6 +84,13 @@ class TrainConfig:
             statistics), updated after every step with this decay, instead of the weights of
             the last step; 0 keeps the last step's. With a few hundred steps on a few dozen
             labeled parcels, the last step's weights swing with the last crops drawn.
+        parcel_cap: Most a labeled parcel weighs in the loss of one crop, in median-size labeled
+            parcels: a bigger parcel's pixels share that weight (0: every pixel weighs 1).
+            Labels are burnt onto every pixel of a parcel, yet land use is a property of the
+            parcel, and most of a school campus is lawn like a garden's: weighted by pixels,
+            one campus outvoted fifty labeled houses on what lawn means, and the houses of a
+            whole district were pre-labeled institutional (test parcel accuracy 0.47-0.52;
+            0.89-0.91 without the campus's label, and with the cap).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -103,6 +110,7 @@ class TrainConfig:
     seed: int = 0
     num_threads: int | None = None
     ema_decay: float = 0.9
+    parcel_cap: float = 2.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -122,6 +130,8 @@ class TrainConfig:
             problems.append(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not self.parcel_cap >= 0.0:
+            problems.append(f"parcel_cap must be non-negative (0: off), got {self.parcel_cap}")
         if self.num_threads is not None and self.num_threads < 1:
             problems.append(f"num_threads must be at least 1, got {self.num_threads}")
         if problems:
@@ -264,7 +274,9 @@ class _CropSampler:
     like it. Then an example of the class, then a pixel of it, is drawn uniformly; the crop is
     centred near that pixel (jittered by up to a quarter crop), flipped and rotated by a
     multiple of 90°. Pixels outside every parcel (roads) are never centres but appear in most
-    crops as context.
+    crops as context. Each crop comes with per-pixel loss weights: 1, except that a labeled
+    parcel with more than ``parcel_cap`` median parcels' worth of pixels in the crop shares
+    that much weight over its pixels.
     """
 
     def __init__(
@@ -276,12 +288,16 @@ class _CropSampler:
         seed: int,
         balance: float = 0.5,
         groups: np.ndarray | None = None,
+        parcel_cap: float = 0.0,
     ) -> None:
         self.image, self.mask, self.tile = image, mask, tile
         self.rng = np.random.default_rng([seed, 5])
+        self.groups = groups
         flat = mask.ravel()
         labeled = flat != IGNORE_INDEX
-        if groups is not None and (labeled & (groups.ravel() > 0)).any():
+        by_parcel = groups is not None and bool((labeled & (groups.ravel() > 0)).any())
+        if by_parcel:
+            assert groups is not None
             unit = np.where(labeled & (groups.ravel() > 0), groups.ravel(), 0)
         else:
             unit = np.where(labeled, flat.astype(np.int64) + 1, 0)
@@ -300,12 +316,16 @@ class _CropSampler:
         weights = np.where(counts > 0, counts ** (1.0 - balance), 0.0)
         self.p = weights / weights.sum()
         self.n_units = len(ids)
+        # Pixel weight cap of a parcel in one crop: parcel_cap median-size labeled parcels.
+        self.cap = float(parcel_cap * np.median(self.sizes)) if by_parcel else 0.0
 
-    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``size`` crops: images, class masks and per-pixel loss weights (see ``cap``)."""
         _, rows, cols = self.image.shape
         t = self.tile
         xs = np.empty((size, self.image.shape[0], t, t), dtype=np.float32)
         ys = np.empty((size, t, t), dtype=np.int64)
+        ws = np.ones((size, t, t), dtype=np.float32)
         for k in range(size):
             c = int(self.rng.choice(len(self.p), p=self.p))
             u = int(self.units_of[c][int(self.rng.integers(len(self.units_of[c])))])
@@ -315,13 +335,33 @@ class _CropSampler:
             c0 = int(np.clip(q - t // 2 + self.rng.integers(-t // 4, t // 4 + 1), 0, cols - t))
             x = self.image[:, r0 : r0 + t, c0 : c0 + t]
             y = self.mask[r0 : r0 + t, c0 : c0 + t]
-            if self.rng.random() < 0.5:
-                x, y = x[:, :, ::-1], y[:, ::-1]
+            if self.cap > 0:
+                assert self.groups is not None
+                g = self.groups[r0 : r0 + t, c0 : c0 + t]
+                w = self._parcel_weights(g, y)
+            else:
+                w = ws[k]
+            flip = self.rng.random() < 0.5
+            if flip:
+                x, y, w = x[:, :, ::-1], y[:, ::-1], w[:, ::-1]
             turns = int(self.rng.integers(4))
-            x, y = np.rot90(x, turns, axes=(1, 2)), np.rot90(y, turns)
-            xs[k] = x
-            ys[k] = y
-        return xs, ys
+            xs[k] = np.rot90(x, turns, axes=(1, 2))
+            ys[k] = np.rot90(y, turns)
+            ws[k] = np.rot90(w, turns)
+        return xs, ys, ws
+
+    def _parcel_weights(self, g: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Pixel loss weights of one crop.
+
+        1 per pixel, except a labeled parcel with more than ``cap`` pixels in the crop: its
+        pixels share ``cap`` (a campus counts as much as a few houses, not a hundred).
+        """
+        labeled = (g > 0) & (y != IGNORE_INDEX)
+        w = np.ones(g.shape, dtype=np.float32)
+        if labeled.any():
+            _, inverse, counts = np.unique(g[labeled], return_inverse=True, return_counts=True)
+            w[labeled] = np.minimum(1.0, self.cap / counts)[inverse]
+        return w
 
     def class_frequencies(self, n_classes: int, n_crops: int = 128) -> np.ndarray:
         """Share of each class among the labeled pixels of ``n_crops`` crops drawn aside.
@@ -331,12 +371,27 @@ class _CropSampler:
         saved = self.rng
         self.rng = np.random.default_rng([int(saved.integers(2**31)), 7])
         try:
-            _, ys = self.batch(n_crops)
+            _, ys, ws = self.batch(n_crops)
         finally:
             self.rng = saved
-        ys = ys[ys != IGNORE_INDEX]
-        counts = np.bincount(ys.ravel(), minlength=n_classes).astype(np.float64)
+        seen = ys != IGNORE_INDEX
+        counts = np.bincount(ys[seen], weights=ws[seen], minlength=n_classes).astype(np.float64)
         return counts / max(counts.sum(), 1.0)
+
+
+def _weighted_loss(
+    logits: torch.Tensor, y: torch.Tensor, pixel_w: torch.Tensor, class_w: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy weighted per class and per pixel.
+
+    Normalised by the weights, as ``nn.CrossEntropyLoss(weight=...)`` with ``reduction="mean"``
+    is; ignored pixels weigh 0.
+    """
+    seen = y != IGNORE_INDEX
+    target = torch.where(seen, y, torch.zeros_like(y))
+    nll = nn.functional.cross_entropy(logits, target, reduction="none")
+    w = pixel_w * class_w[target] * seen
+    return (nll * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def _class_weights(freq: np.ndarray, power: float) -> torch.Tensor:
@@ -443,11 +498,9 @@ def train_segmentation(
         config.seed,
         config.class_balance,
         groups,
+        config.parcel_cap,
     )
-    loss_fn = nn.CrossEntropyLoss(
-        weight=_class_weights(sampler.class_frequencies(n_classes), config.loss_balance),
-        ignore_index=IGNORE_INDEX,
-    )
+    class_weights = _class_weights(sampler.class_frequencies(n_classes), config.loss_balance)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = config.max_epochs * config.steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -472,11 +525,13 @@ def train_segmentation(
         model.train()
         losses = []
         for _ in range(config.steps_per_epoch):
-            xs, ys = sampler.batch(config.batch_size)
+            xs, ys, ws = sampler.batch(config.batch_size)
             tuner.before()
             t0 = time.perf_counter()
             x = torch.from_numpy(xs).to(memory_format=torch.channels_last)
-            loss = loss_fn(model(x), torch.from_numpy(ys))
+            loss = _weighted_loss(
+                model(x), torch.from_numpy(ys), torch.from_numpy(ws), class_weights
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
