@@ -176,6 +176,29 @@ class TestDiverseBatch:
         assert "b" not in partial.index
         assert diverse_batch(scores, xy, 2, min_distance=50, clusters=partial) == ["a", "b"]
 
+    def test_density_prefers_typical_items(self):
+        rng = np.random.default_rng(0)
+        emb = pd.DataFrame(
+            np.r_[
+                rng.normal([5, 0, 0], 0.3, (20, 3)),
+                rng.normal([0, 5, 0], 0.3, (12, 3)),
+                [[0, 0, 5]],
+            ],
+            index=[f"i{k}" for k in range(33)],
+        )
+        pool = pd.DataFrame({"item": emb.index})
+        dense = score_pool(pool, {"density": 1}, n_classes=3, embeddings=emb).set_index("item")
+        # Both groups are dense places; the lone item is not.
+        assert dense.loc["i32", "density"] < dense["density"].drop("i32").min() - 0.5
+        assert dense.loc["i32", "score"] == 0.0
+        # With entropy, a typical uncertain item beats an equally uncertain outlier.
+        pool = pool.assign(entropy=np.where(pool["item"].isin(["i3", "i32"]), 1.0, 0.1))
+        both = score_pool(pool, {"entropy": 1, "density": 1}, n_classes=3, embeddings=emb)
+        best = both.sort_values("score", ascending=False)["item"].tolist()
+        assert best[0] == "i3"
+        with pytest.raises(ColumnError, match="embeddings"):
+            score_pool(pool, {"density": 1}, n_classes=3)
+
     def test_fewer_candidates_than_clusters(self):
         emb = pd.DataFrame([[1.0, 0.0]], index=["a"])
         assert embedding_clusters(emb, ["a", "zz"], 5).to_dict() == {"a": 0}
