@@ -38,10 +38,14 @@ Protocol, per seed:
 * *labels are oracle labels* from the truth, to isolate selection from crowd noise.
 * *seed set*: 12 parcels spread by farthest-point sampling over the non-test parcels
   (seeded start), shared by both strategies.
-* *models*: after each batch of 12 a model is trained **afresh** on every label so far
-  (``TrainConfig(max_epochs=8, min_epochs=5, steps_per_epoch=12, batch_size=8)``, i.e.
-  :data:`B_TRAIN`; the same training seed for every model of a benchmark seed, both
-  strategies alike), and its parcel accuracy on the test set is measured. The model is
+* *models*: after each batch of 24 (:data:`B_BATCH`), models are trained **afresh** on every
+  label so far (``TrainConfig(max_epochs=8, min_epochs=5, steps_per_epoch=12,
+  batch_size=8)``, i.e. :data:`B_TRAIN`), :data:`EVAL_RUNS` of them with training seeds
+  ``s, s + 100, ...`` (the same for both strategies: common random numbers), and the point of
+  the learning curve is their mean parcel accuracy on the test set. One training of the same
+  labels moved by up to 0.3 between training seeds (a district's houses all flipping to
+  another class), so a single training per point said more about its seed than about the
+  labels. Selection sees the first model's pre-labels and embeddings. The model is
   trained as ``train_project`` does (same scene normalisation, input scale, crops, road class
   outside parcels, spatial validation split, best epoch by validation mIoU, averaged weights)
   but in memory, without checkpoints, calibration or embedding files. Fresh trainings, not a
@@ -52,7 +56,8 @@ Protocol, per seed:
 * *AL*: ``score_pool`` with the default weights (entropy 1, novelty 0.5, impact 0.25) on the
   current model's parcel probabilities (entropy), its parcel embeddings (the encoder's deepest
   features pooled per parcel; novelty against the labeled set), notice links and areas
-  (impact), then ``diverse_batch`` (25 m). *Random*: a uniform draw.
+  (impact), then ``diverse_batch`` (25 m, one parcel per k-means cluster of the embeddings,
+  as the loop's ``cluster_batch`` default does). *Random*: a uniform draw.
 * *reference*: the mean test accuracy of :data:`REF_RUNS` trainings (other training seeds)
   on every non-test label.
 * *target*: seed accuracy + 90% of the gain from the seed model to the reference. Chosen over
@@ -64,7 +69,7 @@ Protocol, per seed:
   around the crossing; a strategy that never reaches it within the budget counts as the
   budget (a lower bound, flagged).
 
-Budget: 12 + 12 × 8 labels (``--quick``: 12 + 12 × 5); a strategy stops early once two
+Budget: 12 + 24 × 4 labels (``--quick``: 12 + 24 × 2); a strategy stops early once two
 steps in a row reach the target. With ``--parallel`` every seed runs in its own process.
 ``al_labels_over_random`` = mean over seeds of AL's labels over random's (spread printed).
 
@@ -105,7 +110,11 @@ PLAN_TARGETS = (0.97, 0.975, 0.98, 0.985, 0.99, 0.995)
 UNIFORM_KS = (3, 5, 7, 9, 11, 13, 15)
 B_TRAIN = {"max_epochs": 8, "min_epochs": 5, "steps_per_epoch": 12, "batch_size": 8}
 REF_RUNS = 2
+EVAL_RUNS = 2  # trainings (training seeds) averaged per point of a learning curve
+B_BATCH, B_STEPS, B_STEPS_QUICK = 24, 4, 2
 B_AL_WEIGHTS = {"entropy": 1.0, "novelty": 0.5, "impact": 0.25}  # the loop's default scorer
+B_AL_CLUSTERS = True  # at most one item per embedding cluster in a batch
+B_STRATEGIES = ("al", "random")
 
 Say = Callable[[str], None]
 
@@ -612,7 +621,7 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
     """Active learning vs random selection (see the module docstring)."""
     import torch
 
-    from geolabel.loop.select import diverse_batch, score_pool
+    from geolabel.loop.select import diverse_batch, embedding_clusters, score_pool
     from geolabel.prelabel.train import TrainConfig
 
     torch.set_num_threads(threads)
@@ -623,8 +632,8 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
     scene = Scene(project)
     truth = _truth()
     info = scene.info
-    batch, seed_n = 12, 12
-    max_steps = 5 if quick else 8
+    batch, seed_n = B_BATCH, 12
+    max_steps = B_STEPS_QUICK if quick else B_STEPS
     fresh = TrainConfig(**B_TRAIN, num_threads=threads)
     weights = dict(B_AL_WEIGHTS)
     rows, curves = [], []
@@ -632,6 +641,20 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
     def score(model: Any, test: list[str]) -> tuple[float, pd.DataFrame, pd.DataFrame]:
         pre, emb = scene.predict(model)
         return accuracy(pre["label"], test, truth, scene.parcel_classes), pre, emb
+
+    def fit(
+        labels: dict[str, str], s: int, test: list[str]
+    ) -> tuple[float, list[float], pd.DataFrame, pd.DataFrame]:
+        """Mean test accuracy of EVAL_RUNS trainings on ``labels`` (training seeds s, s+100,
+        ...), and the first model's pre-labels and embeddings (what selection sees)."""
+        accs, pre, emb = [], None, None
+        for r in range(EVAL_RUNS):
+            acc, p, e = score(scene.train(labels, replace(fresh, seed=s + 100 * r)), test)
+            accs.append(acc)
+            if r == 0:
+                pre, emb = p, e
+        assert pre is not None and emb is not None
+        return float(np.mean(accs)), accs, pre, emb
 
     for s in seeds:
         ts = time.perf_counter()
@@ -645,9 +668,7 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
         # Every model of this seed is trained afresh with the same settings and training seed:
         # its accuracy then depends on the labels it was given, not on how many trainings came
         # before it (common random numbers for both strategies).
-        cfg = replace(fresh, seed=s)
-        m0 = scene.train({i: oracle[i] for i in seed_set}, cfg)
-        acc0, pre0, emb0 = score(m0, test)
+        acc0, runs0, pre0, emb0 = fit({i: oracle[i] for i in seed_set}, s, test)
         # Reference: every non-test label, the mean of REF_RUNS trainings (other training seeds).
         ref_accs = [
             score(scene.train(oracle, replace(fresh, seed=1000 * s + r)), test)[0]
@@ -657,12 +678,13 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
         target = acc0 + 0.9 * (ref - acc0)
         say(
             f"[B] seed {s}: test {len(test)} parcels, pool {len(pool_all)}; seed-set accuracy"
-            f" {acc0:.4f}, reference {ref:.4f} (runs {', '.join(f'{a:.3f}' for a in ref_accs)}),"
+            f" {acc0:.4f} (runs {', '.join(f'{a:.3f}' for a in runs0)}), reference {ref:.4f}"
+            f" (runs {', '.join(f'{a:.3f}' for a in ref_accs)}),"
             f" target {target:.4f}"
         )
         result: dict[str, Any] = {"seed": s, "test": len(test), "pool": len(pool_all),
                                   "seed_acc": acc0, "reference": ref, "target": target}  # fmt: skip
-        for strategy in ("al", "random"):
+        for strategy in B_STRATEGIES:
             labeled = list(seed_set)
             curve = [(len(labeled), acc0)]
             pre, emb = pre0, emb0
@@ -692,12 +714,18 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
                         info.set_index("item")[["x", "y"]],
                         batch,
                         min_distance=25.0,
+                        clusters=embedding_clusters(emb, unl, batch, seed=s + step)
+                        if B_AL_CLUSTERS
+                        else None,
                     )
                 labeled += pick
-                m = scene.train({i: oracle[i] for i in labeled}, cfg)
-                acc, pre, emb = score(m, test)
+                acc, runs, pre, emb = fit({i: oracle[i] for i in labeled}, s, test)
                 curve.append((len(labeled), acc))
-                say(f"[B] seed {s} {strategy:6s} {len(labeled):3d} labels: accuracy {acc:.4f}")
+                say(
+                    f"[B] seed {s} {strategy:6s} {len(labeled):3d} labels: accuracy {acc:.4f}"
+                    f" (runs {', '.join(f'{a:.3f}' for a in runs)}); labeled classes"
+                    f" {pd.Series([oracle[i] for i in labeled]).value_counts().to_dict()}"
+                )
                 if acc >= target and step >= 1 and curve[-2][1] >= target:
                     break  # reached twice in a row: the crossing is known
             needed, met = _labels_needed(curve, target)
