@@ -114,7 +114,6 @@ EVAL_RUNS = 2  # trainings (training seeds) averaged per point of a learning cur
 B_BATCH, B_STEPS, B_STEPS_QUICK = 24, 4, 2
 B_AL_WEIGHTS = {"entropy": 1.0, "novelty": 0.5, "impact": 0.25}  # the loop's default scorer
 B_AL_CLUSTERS = True  # at most one item per embedding cluster in a batch
-B_STRATEGIES = ("al", "random")
 
 Say = Callable[[str], None]
 
@@ -665,7 +664,7 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
         pool_all = sorted(set(info.loc[scorable, "item"]) - test_set)
         seed_set = _farthest(info, pool_all, seed_n, rng)
         oracle = {i: str(truth[i]) for i in pool_all}
-        # Every model of this seed is trained afresh with the same settings and training seed:
+        # Every model of this seed is trained afresh with the same settings and training seeds:
         # its accuracy then depends on the labels it was given, not on how many trainings came
         # before it (common random numbers for both strategies).
         acc0, runs0, pre0, emb0 = fit({i: oracle[i] for i in seed_set}, s, test)
@@ -684,7 +683,7 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
         )
         result: dict[str, Any] = {"seed": s, "test": len(test), "pool": len(pool_all),
                                   "seed_acc": acc0, "reference": ref, "target": target}  # fmt: skip
-        for strategy in B_STRATEGIES:
+        for strategy in ("al", "random"):
             labeled = list(seed_set)
             curve = [(len(labeled), acc0)]
             pre, emb = pre0, emb0
