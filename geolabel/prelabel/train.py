@@ -8,8 +8,9 @@ pixels (a class labeled on one parcel stays in training). Training crops are cen
 parcels, classes drawn with square-root-tempered weights of their parcel counts (see
 :class:`_CropSampler`: rare classes are oversampled, but a class of two parcels is not seen as
 often as one of twenty), flipped and rotated by multiples of 90°; the loss is cross-entropy
-with class weights ``frequency ** -0.5`` over the pixels of the crops as drawn, and
-``ignore_index`` for unlabeled pixels. AdamW with a one-cycle learning rate. After each epoch the
+with class weights ``frequency ** -0.5`` over the pixels of the crops as drawn, per-pixel
+weights that let no parcel count for more than ``parcel_cap`` median parcels in a crop, and
+unlabeled pixels ignored. AdamW with a one-cycle learning rate. After each epoch the
 model is scored on the validation blocks (per-class IoU, mIoU, pixel accuracy); after
 ``min_epochs``, training stops when mIoU has not improved for ``patience`` epochs, and the best
 epoch's weights are kept. The weights scored and kept are an exponential moving average of
