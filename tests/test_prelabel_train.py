@@ -204,6 +204,10 @@ class TestTrainConfig:
             TrainConfig(tile_size=100, class_balance=2.0)
         with pytest.raises(GeolabelError, match=r"ema_decay must be in \[0, 1\), got 1.0"):
             TrainConfig(ema_decay=1.0)
+        with pytest.raises(GeolabelError, match=r"parcel_cap must be non-negative \(0: off\)"):
+            TrainConfig(parcel_cap=-1.0)
+        with pytest.raises(GeolabelError, match="parcel_cap"):
+            TrainConfig(parcel_cap=float("nan"))
 
 
 class TestTrainSegmentation:
