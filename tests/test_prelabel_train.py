@@ -20,6 +20,7 @@ from geolabel.prelabel.train import (
     TrainConfig,
     _class_weights,
     _CropSampler,
+    _parcel_loss,
     _weighted_loss,
     predict_array,
     spatial_split,
@@ -85,8 +86,10 @@ class TestCropSampler:
 
     def test_crops_are_in_bounds_and_augmented(self):
         sampler = self._sampler(1.0)
-        xs, ys, ws = sampler.batch(32)
-        assert xs.shape == (32, 2, 16, 16) and ys.shape == ws.shape == (32, 16, 16)
+        xs, ys, ws, gs = sampler.batch(32)
+        assert xs.shape == (32, 2, 16, 16) and ys.shape == ws.shape == gs.shape == (32, 16, 16)
+        # Parcel ordinals travel with the labels through flips and turns.
+        assert ((gs > 0) == (ys != IGNORE_INDEX)).all()
         assert (ys == 1).any()  # the rare parcel is seen
         assert (ws == 1).all()  # parcels of one size: nothing is capped
 
@@ -102,7 +105,7 @@ class TestCropSampler:
         g = groups[24:40, 24:40]  # a crop with 64 campus px, houses of 16-64 px, one unlabeled
         w = sampler._parcel_weights(g, mask[24:40, 24:40])
         assert (w[g == 1] == 1).all()  # 64 campus px: under the cap
-        _, ys, ws = sampler.batch(64)
+        _, ys, ws, _ = sampler.batch(64)
         capped = [k for k in range(64) if (ys[k] == 1).sum() > sampler.cap]
         assert capped  # crops centred on the campus hold more than the cap
         for k in capped:
@@ -128,6 +131,34 @@ class TestCropSampler:
         only[1] = 0
         ref0 = torch.nn.CrossEntropyLoss(weight=cw, ignore_index=IGNORE_INDEX)(logits[:1], y[:1])
         assert float(_weighted_loss(logits, y, only, cw)) == pytest.approx(float(ref0), rel=1e-6)
+
+    def test_parcel_loss_scores_each_parcels_mean_probability(self):
+        gen = torch.Generator().manual_seed(1)
+        logits = torch.randn(2, 3, 4, 4, generator=gen)
+        # Crop 0: parcel 5 (class 2) on 12 pixels, parcel 7 (class 0) on 4; crop 1: parcel 5
+        # again (a separate example: another crop) on 2 pixels, the rest no parcel.
+        groups = torch.zeros(2, 4, 4, dtype=torch.long)
+        groups[0, :3], groups[0, 3] = 5, 7
+        groups[1, 0, :2] = 5
+        y = torch.full((2, 4, 4), IGNORE_INDEX, dtype=torch.long)
+        y[0, :3], y[0, 3], y[1, 0, :2] = 2, 0, 2
+        cw = torch.tensor([1.0, 3.0, 0.5])
+        p = logits.softmax(1)
+        examples = [
+            (p[0, :, :3].mean((1, 2))[2], 0.5),
+            (p[0, :, 3].mean(1)[0], 1.0),
+            (p[1, :, 0, :2].mean(1)[2], 0.5),
+        ]
+        ref = sum(-float(q.log()) * w for q, w in examples) / sum(w for _, w in examples)
+        got = _parcel_loss(logits, y, groups, cw)
+        assert float(got) == pytest.approx(ref, rel=1e-5)
+        # Each parcel is one example whatever its size: no weight by pixels.
+        assert float(got) != pytest.approx(
+            float(_weighted_loss(logits, y, torch.ones(2, 4, 4), cw))
+        )
+        # No parcel in the batch: zero, and still differentiable.
+        none = _parcel_loss(logits.requires_grad_(), y, torch.zeros_like(groups), cw)
+        assert float(none.detach()) == 0.0 and none.requires_grad
 
     def test_no_labels(self):
         mask = np.full((32, 32), IGNORE_INDEX, dtype=np.uint8)
@@ -208,18 +239,31 @@ class TestTrainConfig:
             TrainConfig(parcel_cap=-1.0)
         with pytest.raises(GeolabelError, match="parcel_cap"):
             TrainConfig(parcel_cap=float("nan"))
+        with pytest.raises(GeolabelError, match=r"parcel_loss must be in \[0, 1\], got 1.5"):
+            TrainConfig(parcel_loss=1.5)
 
 
 class TestTrainSegmentation:
-    @pytest.mark.parametrize("ema_decay", [0.0, 0.9])
-    def test_learns_two_textures(self, ema_decay):
-        # Left half bright, right half dark: a tiny model separates them in a few steps.
+    @pytest.mark.parametrize(
+        ("ema_decay", "parcels", "parcel_loss"),
+        [
+            (0.0, False, 0.5),
+            (0.9, False, 0.5),
+            (0.9, True, 0.0),
+            (0.9, True, 0.5),
+            (0.9, True, 1.0),
+        ],
+    )
+    def test_learns_two_textures(self, ema_decay, parcels, parcel_loss):
+        # Left half bright, right half dark: a tiny model separates them in a few steps, with
+        # the pixel loss, the parcel loss (labels on a grid of parcels), or both.
         rng = np.random.default_rng(0)
         image = rng.normal(0, 0.1, (2, 64, 64)).astype(np.float32)
         image[:, :, :32] += 1.0
-        mask = np.zeros((64, 64), dtype=np.uint8)
+        groups, mask = _parcel_grid(8, 8)
         mask[:, 32:] = 1
-        groups = np.zeros((64, 64), dtype=np.int32)
+        if not parcels:
+            groups[:] = 0
         config = TrainConfig(
             model=ModelConfig(encoder_depth=3, decoder_channels=(16, 8, 8)),
             tile_size=32,
@@ -231,6 +275,7 @@ class TestTrainSegmentation:
             lr=1e-2,
             num_threads=1,
             ema_decay=ema_decay,
+            parcel_loss=parcel_loss,
         )
         seen = []
         result = train_segmentation(

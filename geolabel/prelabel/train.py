@@ -10,11 +10,13 @@ parcels, classes drawn with square-root-tempered weights of their parcel counts 
 often as one of twenty), flipped and rotated by multiples of 90°; the loss is cross-entropy
 with class weights ``frequency ** -0.5`` over the pixels of the crops as drawn, per-pixel
 weights that let no parcel count for more than ``parcel_cap`` median parcels in a crop, and
-unlabeled pixels ignored. AdamW with a one-cycle learning rate. After each epoch the
-model is scored on the validation blocks (per-class IoU, mIoU, pixel accuracy); after
-``min_epochs``, training stops when mIoU has not improved for ``patience`` epochs, and the best
-epoch's weights are kept. The weights scored and kept are an exponential moving average of
-every step's (``ema_decay``), so that they do not swing with the last few crops drawn.
+unlabeled pixels ignored; half of the loss (``parcel_loss``) is instead the cross-entropy of
+each labeled parcel's mean probability, one example per parcel. AdamW with a one-cycle learning
+rate. After each epoch the model is scored on the validation blocks (per-class IoU, mIoU, pixel
+accuracy); after ``min_epochs``, training stops when mIoU has not improved for ``patience``
+epochs, and the best epoch's weights are kept. The weights scored and kept are an exponential
+moving average of every step's (``ema_decay``), so that they do not swing with the last few
+crops drawn.
 
 Threads: crops are cut in the training thread from an in-memory array (cheap slicing), so data
 loading never competes with the model for cores; torch's thread count is picked per epoch by
@@ -93,6 +95,15 @@ class TrainConfig:
             whole district were pre-labeled institutional (test parcel accuracy 0.47-0.52 over
             two training seeds; 0.89-0.91 without the campus's label; 0.69-0.84 with it and
             the cap).
+        parcel_loss: Share of the loss that scores parcels instead of pixels: the
+            cross-entropy of each labeled parcel's mean probability over its pixels in the
+            crop (the rule pre-labels follow, :func:`geolabel.prelabel.predict.parcel_prelabels`),
+            each parcel one example whatever its size. The rest is the per-pixel loss, which
+            alone asks every lawn pixel of a campus to say "institutional"; the parcel loss
+            asks only that the campus as a whole does. On two random label sets of the sample
+            (84 and 108 parcels, two training seeds each) test parcel accuracy went from
+            0.76 and 0.67 (pixel loss only) to 0.88 and 0.88 with 0.5; 1 (parcels only) gave
+            0.79 and 0.77. 0: pixels only.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -113,6 +124,7 @@ class TrainConfig:
     num_threads: int | None = None
     ema_decay: float = 0.9
     parcel_cap: float = 2.0
+    parcel_loss: float = 0.5
 
     def __post_init__(self) -> None:
         problems = []
@@ -132,6 +144,8 @@ class TrainConfig:
             problems.append(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.parcel_loss <= 1.0:
+            problems.append(f"parcel_loss must be in [0, 1], got {self.parcel_loss}")
         if not self.parcel_cap >= 0.0:
             problems.append(f"parcel_cap must be non-negative (0: off), got {self.parcel_cap}")
         if self.num_threads is not None and self.num_threads < 1:
@@ -321,13 +335,18 @@ class _CropSampler:
         # Pixel weight cap of a parcel in one crop: parcel_cap median-size labeled parcels.
         self.cap = float(parcel_cap * np.median(self.sizes)) if by_parcel else 0.0
 
-    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``size`` crops: images, class masks and per-pixel loss weights (see ``cap``)."""
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``size`` crops: images, class masks, per-pixel loss weights and parcel ordinals.
+
+        Loss weights: see ``cap``. Parcel ordinals of the labeled pixels; 0 elsewhere and
+        when no parcel ids were given.
+        """
         _, rows, cols = self.image.shape
         t = self.tile
         xs = np.empty((size, self.image.shape[0], t, t), dtype=np.float32)
         ys = np.empty((size, t, t), dtype=np.int64)
         ws = np.ones((size, t, t), dtype=np.float32)
+        gs = np.zeros((size, t, t), dtype=np.int64)
         for k in range(size):
             c = int(self.rng.choice(len(self.p), p=self.p))
             u = int(self.units_of[c][int(self.rng.integers(len(self.units_of[c])))])
@@ -338,18 +357,22 @@ class _CropSampler:
             x = self.image[:, r0 : r0 + t, c0 : c0 + t]
             y = self.mask[r0 : r0 + t, c0 : c0 + t]
             w = None
+            g = None if self.groups is None else self.groups[r0 : r0 + t, c0 : c0 + t]
             if self.cap > 0:
-                assert self.groups is not None
-                w = self._parcel_weights(self.groups[r0 : r0 + t, c0 : c0 + t], y)
+                assert g is not None
+                w = self._parcel_weights(g, y)
             if self.rng.random() < 0.5:
                 x, y = x[:, :, ::-1], y[:, ::-1]
                 w = None if w is None else w[:, ::-1]
+                g = None if g is None else g[:, ::-1]
             turns = int(self.rng.integers(4))
             xs[k] = np.rot90(x, turns, axes=(1, 2))
             ys[k] = np.rot90(y, turns)
             if w is not None:
                 ws[k] = np.rot90(w, turns)
-        return xs, ys, ws
+            if g is not None:
+                gs[k] = np.where(ys[k] != IGNORE_INDEX, np.rot90(g, turns), 0)
+        return xs, ys, ws, gs
 
     def _parcel_weights(self, g: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Pixel loss weights of one crop.
@@ -372,7 +395,7 @@ class _CropSampler:
         saved = self.rng
         self.rng = np.random.default_rng([int(saved.integers(2**31)), 7])
         try:
-            _, ys, ws = self.batch(n_crops)
+            _, ys, ws, _ = self.batch(n_crops)
         finally:
             self.rng = saved
         seen = ys != IGNORE_INDEX
@@ -392,6 +415,31 @@ def _weighted_loss(
     target = torch.where(seen, y, torch.zeros_like(y))
     nll = nn.functional.cross_entropy(logits, target, reduction="none")
     w = pixel_w * class_w[target] * seen
+    return (nll * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def _parcel_loss(
+    logits: torch.Tensor, y: torch.Tensor, groups: torch.Tensor, class_w: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of each labeled parcel's mean probability, the rule pre-labels follow.
+
+    A parcel (its pixels in one crop) is one example, whatever its size, weighted by its
+    class's weight; pixels without a parcel ordinal (``groups`` 0) take no part.
+    """
+    seen = groups > 0
+    if not bool(seen.any()):
+        return logits.sum() * 0.0
+    n, k = logits.shape[:2]
+    probs = logits.softmax(1).permute(0, 2, 3, 1)[seen]  # (pixels, classes)
+    crop = torch.arange(n, device=groups.device)[:, None, None].expand_as(groups)[seen]
+    key = crop * (int(groups.max()) + 1) + groups[seen]
+    _, parcel = torch.unique(key, return_inverse=True)
+    m = int(parcel.max()) + 1
+    sums = torch.zeros(m, k, dtype=probs.dtype).index_add_(0, parcel, probs)
+    mean = sums / torch.bincount(parcel, minlength=m)[:, None].to(probs.dtype)
+    label = torch.zeros(m, dtype=torch.long).scatter_(0, parcel, y[seen])
+    nll = -mean.gather(1, label[:, None])[:, 0].clamp_min(1e-8).log()
+    w = class_w[label]
     return (nll * w).sum() / w.sum().clamp_min(1e-12)
 
 
@@ -526,13 +574,15 @@ def train_segmentation(
         model.train()
         losses = []
         for _ in range(config.steps_per_epoch):
-            xs, ys, ws = sampler.batch(config.batch_size)
+            xs, ys, ws, gs = sampler.batch(config.batch_size)
             tuner.before()
             t0 = time.perf_counter()
             x = torch.from_numpy(xs).to(memory_format=torch.channels_last)
-            loss = _weighted_loss(
-                model(x), torch.from_numpy(ys), torch.from_numpy(ws), class_weights
-            )
+            logits, y = model(x), torch.from_numpy(ys)
+            loss = _weighted_loss(logits, y, torch.from_numpy(ws), class_weights)
+            if config.parcel_loss > 0:
+                parcel = _parcel_loss(logits, y, torch.from_numpy(gs), class_weights)
+                loss = (1.0 - config.parcel_loss) * loss + config.parcel_loss * parcel
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
