@@ -274,6 +274,41 @@ class TestLabelStudioExport:
         polygons = [r for r in results if r["type"] == "polygonlabels"]
         assert polygons and all(r["value"]["closed"] for r in polygons)
 
+    def test_gold_goes_out_as_a_ground_truth_annotation_and_comes_back_as_gold(
+        self, project_path, tmp_path
+    ):
+        gold = {"P0002": str(TRUTH["P0002"])}
+        with Project.open(project_path) as p:
+            result = export_tasks(
+                p, tmp_path / "ls", "labelstudio", "parcel", items=PARCELS, gold=gold
+            )
+        assert result.n_gold == 1
+        tasks = json.loads(Path(result.paths[0]).read_text())
+        by_item = {t["data"]["geolabel_item"]: t for t in tasks}
+        (annotation,) = by_item["P0002"]["annotations"]
+        assert annotation == {"result": choice(gold["P0002"]), "ground_truth": True}
+        assert all("annotations" not in t for i, t in by_item.items() if i != "P0002")
+        # Label Studio's export keeps the imported annotation (now with an id and a user) and
+        # adds the crowd's: the gold comes back as gold, not as a vote.
+        export = parcel_export(tasks)
+        for task in export:
+            if task["data"]["geolabel_item"] == "P0002":
+                task["annotations"].append(
+                    ls_annotation(99, 1, annotation["result"], ground_truth=True)
+                )
+        with Project.open(project_path) as p:
+            back = import_file(p, write_json(tmp_path / "export.json", export), "labelstudio")
+            assert back.n_gold == 1 and back.n_labels == 3 * len(PARCELS)
+            assert gold_answers(p).to_dict() == gold
+
+    def test_gold_outside_the_taxonomy_or_for_tiles_is_refused(self, project_path, tmp_path):
+        with Project.open(project_path) as p:
+            with pytest.raises(StoreError, match=r"Gold answers use labels not in .*: nope"):
+                export_tasks(p, tmp_path / "a", "labelstudio", "parcel", gold={"P0001": "nope"})
+            with pytest.raises(StoreError, match="not tiles; export without --gold"):
+                export_tasks(p, tmp_path / "b", "labelstudio", "tile", gold={"x": "park"})
+        assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
     def test_notice_tasks_need_the_notice_taxonomy(self, project_path, tmp_path):
         with Project.open(project_path) as p:
             with pytest.raises(StoreError, match="notice_entities"):
@@ -814,6 +849,21 @@ class TestCli:
         )
         assert result.exit_code == 0, result.output
         assert pyogrio.read_info(out)["features"] == 286
+
+    def test_label_studio_export_with_gold(self, project_path, tmp_path):
+        gold = tmp_path / "gold.csv"
+        gold.write_text(f"item,label\nP0002,{TRUTH['P0002']}\n")
+        args = ["export", str(project_path), "--format", "labelstudio", "--gold", str(gold)]
+        result = runner.invoke(app, [*args, "-o", str(tmp_path / "ls"), "--item", "P0002"])
+        assert result.exit_code == 0, result.output
+        assert "1 gold" in result.output
+        task = json.loads((tmp_path / "ls" / "parcel_tasks.json").read_text())[0]
+        assert task["annotations"][0]["ground_truth"] is True
+        # Formats that cannot carry gold say so instead of dropping it.
+        args[3] = "sagemaker"
+        result = runner.invoke(app, [*args, "-o", str(tmp_path / "sm"), "--url-prefix", "s3://b/"])
+        assert result.exit_code == 2 and "--gold goes out with labelstudio" in result.output
+        assert not (tmp_path / "sm").exists()
 
     def test_platform_export_needs_url_prefix(self, project_path, tmp_path):
         result = runner.invoke(

@@ -42,7 +42,11 @@ def export(
         typer.Option(help="Label Studio: LOCAL_FILES_DOCUMENT_ROOT chip paths are relative to."),
     ] = None,
     gold: Annotated[
-        Path | None, typer.Option(help="CSV item,label of gold (control) tasks (Toloka, Appen).")
+        Path | None,
+        typer.Option(
+            help="CSV item,label of gold (control) tasks (Toloka, Appen; Label Studio: a"
+            " ground-truth annotation)."
+        ),
     ] = None,
     model_version: Annotated[
         str | None, typer.Option(help="Pre-labels of this model (latest when omitted).")
@@ -83,6 +87,12 @@ def export(
             from geolabel.interop import export_tasks
 
             options: dict[str, object] = {"taxonomy_file": taxonomy}
+            if gold is not None:
+                if fmt not in ("labelstudio", "toloka", "appen"):
+                    raise typer.BadParameter(
+                        f"--gold goes out with labelstudio, toloka and appen tasks, not {fmt}."
+                    )
+                options["gold"] = read_gold(gold).astype(str).to_dict()
             if fmt == "labelstudio":
                 options.update(
                     model_version=model_version,
@@ -109,8 +119,6 @@ def export(
                 if url_prefix is None:
                     raise typer.BadParameter(f"--url-prefix is required for {fmt}.")
                 options["url_prefix"] = url_prefix
-                if fmt in ("toloka", "appen") and gold is not None:
-                    options["gold"] = read_gold(gold).astype(str).to_dict()
                 if fmt == "sagemaker":
                     options["class_map"] = class_map
             result = export_tasks(p, out, fmt, kind, items=item, **options)

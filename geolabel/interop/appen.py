@@ -93,7 +93,7 @@ def export_appen(
         StoreError: A kind other than parcel/POI, a bad answer name, or a gold label outside
             the taxonomy.
     """
-    from geolabel.interop.tasks import build_tasks, kind_taxonomy
+    from geolabel.interop.tasks import build_tasks, checked_gold, kind_taxonomy
 
     if kind not in ("parcel", "poi"):
         raise StoreError(
@@ -106,13 +106,7 @@ def export_appen(
             "starting with '_' (Appen reserves those)."
         )
     taxonomy, allowed = kind_taxonomy(project, kind, taxonomy_file)
-    gold = dict(gold or {})
-    bad = sorted({v for v in gold.values() if v not in allowed})
-    if bad:
-        raise StoreError(
-            f"Gold answers use labels not in {taxonomy.label}: {', '.join(bad)}; allowed: "
-            f"{', '.join(allowed)}."
-        )
+    gold = checked_gold(gold, taxonomy, allowed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tasks = build_tasks(project, kind, out / "chips", items=items, gold=gold)

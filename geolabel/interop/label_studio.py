@@ -19,7 +19,9 @@ Pre-labels are ``predictions`` with ``model_version`` and ``score`` (what Label 
 uncertainty sampling orders by). Imports read Label Studio's JSON export: each annotation's
 ``completed_by``, ``lead_time`` and ``created_at`` come along; cancelled (skipped)
 annotations and empty ones are counted and left out; annotations marked ``ground_truth`` become
-gold answers instead of votes.
+gold answers instead of votes. Gold goes out the same way: a parcel or POI task with a known
+answer carries it as an annotation with ``ground_truth: true``, which Label Studio keeps as the
+task's ground truth (agreement of annotators against it) and which comes back as gold.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 from affine import Affine
 
-from geolabel.errors import AnnotationImportError, GeolabelError, InputFileError
+from geolabel.errors import AnnotationImportError, GeolabelError, InputFileError, StoreError
 from geolabel.interop._common import (
     chip_url,
     iso_time,
@@ -229,6 +231,11 @@ def task_json(
             for s, e, label in task.spans
         ]
     out: dict[str, Any] = {"data": data}
+    if task.gold is not None and task.kind in ("parcel", "poi"):
+        choice = {"from_name": _CHOICE_TAG, "to_name": "image", "type": "choices"}
+        out["annotations"] = [
+            {"result": [{**choice, "value": {"choices": [task.gold]}}], "ground_truth": True}
+        ]
     if result:
         prediction: dict[str, Any] = {
             "model_version": task.model_version or "geolabel",
@@ -253,6 +260,7 @@ def export_label_studio(
     notice_prelabels: bool = False,
     shapes: Sequence[str] = ("brush", "polygon"),
     taxonomy_file: str | os.PathLike[str] | None = None,
+    gold: Mapping[str, str] | None = None,
 ) -> ExportResult:
     """Write ``<kind>_tasks.json``, ``<kind>_config.xml`` and the chips folder for Label Studio.
 
@@ -273,20 +281,31 @@ def export_label_studio(
         notice_prelabels: Pre-label notices with the NER pipeline.
         shapes: Tile pre-labels as ``brush`` and/or ``polygon``.
         taxonomy_file: POI or notice taxonomy YAML, stored with the project on first use.
+        gold: Known answers of parcels or POIs (item -> label): those tasks carry them as a
+            ground-truth annotation.
 
     Returns:
         What was written (tasks file, config, chips folder).
+
+    Raises:
+        InputFileError: Unknown tile pre-label shapes.
+        StoreError: Gold for tiles or notices, or a gold label outside the taxonomy.
     """
-    from geolabel.interop.tasks import build_tasks, kind_taxonomy
+    from geolabel.interop.tasks import build_tasks, checked_gold, kind_taxonomy
 
     unknown_shapes = sorted(set(shapes) - {"brush", "polygon"})
     if unknown_shapes or not shapes:
         raise InputFileError(
             f"Tile pre-label shapes must be 'brush' and/or 'polygon', got {list(shapes)}."
         )
+    if gold and kind not in ("parcel", "poi"):
+        raise StoreError(
+            f"Gold answers go out with parcel and POI tasks, not {kind}s; export without --gold."
+        )
+    taxonomy, allowed = kind_taxonomy(project, kind, taxonomy_file)
+    gold = checked_gold(gold, taxonomy, allowed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    taxonomy, allowed = kind_taxonomy(project, kind, taxonomy_file)
     chips = out / "chips"
     tasks = build_tasks(
         project,
@@ -296,6 +315,7 @@ def export_label_studio(
         model_version=model_version,
         class_map=class_map,
         notice_prelabels=notice_prelabels,
+        gold=gold,
     )
     root = Path(document_root) if document_root is not None else out
     codes = {c.code: c.id for c in taxonomy.classes if c.id in allowed}
@@ -320,7 +340,7 @@ def export_label_studio(
         paths=(str(tasks_path), str(config_path)),
         n_tasks=len(payload),
         n_predictions=sum("predictions" in t for t in payload),
-        n_gold=0,
+        n_gold=sum("annotations" in t for t in payload),
         chips_dir=None if kind == "notice" else str(chips),
     )
 

@@ -40,6 +40,7 @@ from geolabel.taxonomy import Taxonomy, load_taxonomy
 __all__ = [
     "OUTLINE_RGB",
     "build_tasks",
+    "checked_gold",
     "ensure_tile_items",
     "kind_taxonomy",
     "render_chip",
@@ -98,6 +99,24 @@ def kind_taxonomy(
             "for the sample) once and it is stored with the project."
         ) from exc
     return taxonomy, taxonomy.class_ids
+
+
+def checked_gold(
+    gold: Mapping[str, str] | None, taxonomy: Taxonomy, allowed: Sequence[str]
+) -> dict[str, str]:
+    """Gold answers (item -> label) as a dict, every label one the item kind allows.
+
+    Raises:
+        StoreError: A gold label outside ``allowed`` (the message lists them).
+    """
+    out = dict(gold or {})
+    bad = sorted({v for v in out.values() if v not in allowed})
+    if bad:
+        raise StoreError(
+            f"Gold answers use labels not in {taxonomy.label}: {', '.join(bad)}; allowed: "
+            f"{', '.join(allowed)}."
+        )
+    return out
 
 
 def ensure_tile_items(project: Project) -> pd.DataFrame:
