@@ -298,15 +298,25 @@ def _fill_style(opacity: float = 0.7) -> Callable[[Mapping[str, Any]], dict[str,
     return style
 
 
-def _point_style(
-    colour: str, fill: str | None = None
-) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """Style of point markers."""
+def _point_layer(
+    points: gpd.GeoDataFrame,
+    name: str,
+    popups: list[str],
+    *,
+    colour: str,
+    fill: str,
+    radius: int,
+) -> folium.FeatureGroup:
+    """A layer of circle markers, hidden until ticked in the layer control."""
+    import folium
 
     def style(_: Mapping[str, Any]) -> dict[str, Any]:
-        return {"color": colour, "fillColor": fill or colour, "weight": 1.5}
+        return {"color": colour, "fillColor": fill, "weight": 1.5}
 
-    return style
+    marker = folium.CircleMarker(
+        radius=radius, color=colour, fill=True, fill_color=fill, fill_opacity=0.9
+    )
+    return _geojson_layer(points, name, style, popups, show=False, marker=marker)
 
 
 def _ramp(value: float) -> str:
@@ -600,12 +610,9 @@ def project_map(
                 + f"<p style='max-width:320px;font-size:11px'>{_esc(_truncate(text))}</p>"
             )
         points = gpd.GeoDataFrame(geometry=geoms, crs=parcels.crs)
-        marker = folium.CircleMarker(
-            radius=5, color="#1f4e79", fill=True, fill_color="#1f4e79", fill_opacity=0.9
+        _point_layer(points, "Notices", popups, colour="#1f4e79", fill="#1f4e79", radius=5).add_to(
+            fmap
         )
-        _geojson_layer(
-            points, "Notices", _point_style("#1f4e79"), popups, show=False, marker=marker
-        ).add_to(fmap)
         layers.append("Notices")
 
     # POIs.
@@ -621,12 +628,9 @@ def project_map(
         points = gpd.GeoDataFrame(
             geometry=pois.geometry.representative_point().to_numpy(), crs=pois.crs
         )
-        marker = folium.CircleMarker(
-            radius=4, color="#111111", fill=True, fill_color="#ffffff", fill_opacity=1.0
+        _point_layer(points, "POIs", popups, colour="#111111", fill="#ffffff", radius=4).add_to(
+            fmap
         )
-        _geojson_layer(
-            points, "POIs", _point_style("#111111", "#ffffff"), popups, show=False, marker=marker
-        ).add_to(fmap)
         layers.append("POIs")
 
     # Tile grid.
