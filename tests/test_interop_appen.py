@@ -266,3 +266,38 @@ class TestAppenCli:
         result = runner.invoke(app, ["import", str(project_path), str(bad), "--format", "appen"])
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert "row 4" in result.output
+
+    def test_aggregate_with_appen_trust_weights(self, project_path, tmp_path):
+        def aggregate(*extra: str):
+            return runner.invoke(app, ["aggregate", str(project_path), *extra])
+
+        result = aggregate("--method", "wmv", "--weights", "appen-trust")
+        assert result.exit_code == 1 and "No Appen trust scores are stored" in result.output
+        assert "Traceback" not in result.output
+        result = aggregate("--weights", "appen-trust")
+        assert result.exit_code == 2 and "goes with --method wmv" in result.output
+        file = FIXTURES / "appen_full_report.csv"
+        assert runner.invoke(app, ["import", str(project_path), str(file), "--format", "appen"])
+        args = ["--method", "wmv", "--weights", "appen-trust", "--json"]
+        result = aggregate(*args)
+        assert result.exit_code == 0, result.output
+        with Project.open(project_path) as p:
+            current = p.current_consensus().set_index("item")
+            w = trust_weights(p)
+        # P0001: appen:41 and 42 say institutional, 43 residential; weighed by trust, not 2/3.
+        share = (w["appen:41"] + w["appen:42"]) / w.sum()
+        assert current.loc["P0001", "label"] == "institutional"
+        assert current.loc["P0001", "confidence"] == pytest.approx(share)
+        # A voter from elsewhere has no trust score: named, unless given a default weight.
+        other = tmp_path / "other.csv"
+        other.write_text("item,annotator,label\nP0001,field-1,residential\n")
+        with Project.open(project_path) as p:
+            p.import_annotations_csv(other, allowed_labels=p.current_taxonomy().class_ids)
+        result = aggregate(*args)
+        assert result.exit_code == 1 and "'field-1'" in result.output
+        assert "pass default_weight=" in result.output
+        result = aggregate(*args, "--default-weight", "0")
+        assert result.exit_code == 0, result.output
+        with Project.open(project_path) as p:
+            current = p.current_consensus().set_index("item")
+        assert current.loc["P0001", "confidence"] == pytest.approx(share)

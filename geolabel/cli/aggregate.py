@@ -5,13 +5,18 @@ from __future__ import annotations
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from geolabel.cli.options import JsonOption, console, err_console, handle_errors, print_json
 
-__all__ = ["MethodChoice", "aggregate"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from geolabel.store import Project
+
+__all__ = ["MethodChoice", "WeightsChoice", "aggregate"]
 
 
 class MethodChoice(StrEnum):
@@ -22,6 +27,13 @@ class MethodChoice(StrEnum):
     wmv = "wmv"
     glad = "glad"
     onecoin = "onecoin"
+
+
+class WeightsChoice(StrEnum):
+    """Where the weighted majority vote's annotator weights come from."""
+
+    gold = "gold"
+    appen_trust = "appen-trust"
 
 
 @handle_errors
@@ -49,6 +61,21 @@ def aggregate(
         str | None,
         typer.Option(help="Use this model's stored pre-labels as item priors (ds/onecoin/glad)."),
     ] = None,
+    weights: Annotated[
+        WeightsChoice,
+        typer.Option(
+            help="wmv's annotator weights: gold (accuracy on --gold items) or appen-trust (the"
+            " trust scores of an imported Appen full report)."
+        ),
+    ] = WeightsChoice.gold,
+    default_weight: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="With --weights appen-trust: weight of annotators without a trust score"
+            " (default: refuse them).",
+        ),
+    ] = None,
     kind: Annotated[str, typer.Option(help="Item kind to aggregate.")] = "parcel",
     round_id: Annotated[int | None, typer.Option("--round", help="Round to record.")] = None,
     dry_run: Annotated[
@@ -61,10 +88,15 @@ def aggregate(
     from geolabel.errors import AggregationWarning
     from geolabel.store import Project
 
+    if weights is WeightsChoice.appen_trust and method is not MethodChoice.wmv:
+        raise typer.BadParameter("--weights appen-trust goes with --method wmv.")
+    if default_weight is not None and weights is not WeightsChoice.appen_trust:
+        raise typer.BadParameter("--default-weight goes with --weights appen-trust.")
     gold_answers = read_gold(gold) if gold is not None else None
     mapping = read_label_map(label_map) if label_map is not None else None
     with Project.open(project) as p, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AggregationWarning)
+        trust = _appen_weights(p, kind) if weights is WeightsChoice.appen_trust else None
         result = aggregate_project(
             p,
             method=method.value,
@@ -74,6 +106,8 @@ def aggregate(
             kind=kind,
             round_id=round_id,
             write=not dry_run,
+            weights=trust,
+            default_weight=default_weight,
         )
     for warning in caught:
         err_console.print(f"Note: {warning.message}", markup=False)
@@ -94,3 +128,19 @@ def aggregate(
         console.print(f"EM: {result.n_iter} round(s), {state}.", markup=False)
     labels = ", ".join(f"{k} {v}" for k, v in sorted(result.labels.items()))
     console.print(f"Labels: {labels}. Mean confidence {result.mean_confidence:.3f}.", markup=False)
+
+
+def _appen_weights(project: Project, kind: str) -> pd.Series:
+    """WMV weights from the annotators' stored Appen trust scores, for the kind's classes."""
+    from geolabel.errors import AggregationError
+    from geolabel.interop.appen import trust_weights
+    from geolabel.interop.tasks import kind_taxonomy
+
+    _, allowed = kind_taxonomy(project, kind)
+    weights = trust_weights(project, len(allowed))
+    if weights.empty:
+        raise AggregationError(
+            f"No Appen trust scores are stored in {project.path}: import an Appen full report"
+            " first (geolabel import PROJECT REPORT.csv --format appen), or use --weights gold."
+        )
+    return weights

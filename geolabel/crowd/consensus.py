@@ -235,6 +235,8 @@ def aggregate_project(
     round_id: int | None = None,
     write: bool = True,
     chunksize: int = DEFAULT_CHUNKSIZE,
+    weights: Mapping[Hashable, float] | pd.Series | None = None,
+    default_weight: float | None = None,
 ) -> ConsensusResult:
     """Aggregate a project's annotations and append the consensus with its provenance.
 
@@ -254,19 +256,30 @@ def aggregate_project(
         write: Append the rows (False: compute and report only).
         chunksize: Annotations read per chunk: the votes are streamed from the store into
             integer codes (:mod:`geolabel.crowd.stream`), never held as one frame.
+        weights: ``wmv`` only: annotator -> weight, instead of weights from the gold (e.g.
+            :func:`geolabel.interop.appen.trust_weights`).
+        default_weight: ``wmv`` with ``weights``: the weight of annotators without one
+            (``None`` refuses them, naming them).
 
     Returns:
         What was decided (and stored).
 
     Raises:
-        AggregationError: Unknown method, a model prior with a vote-counting method, no
-            predictions for ``model_version``, empty input or a single annotator.
+        AggregationError: Unknown method, a model prior with a vote-counting method, weights
+            for another method than ``wmv``, no predictions for ``model_version``, empty
+            input, a single annotator, or (``wmv``) annotators without a weight.
         LabelError: Labels outside the taxonomy (listed), unless mapped.
         StoreError: The store refused the rows (unknown round...).
     """
     taxonomy = project.current_taxonomy()
     classes = list(taxonomy.parcel_class_ids if kind == "parcel" else taxonomy.class_ids)
     model = make_aggregator(method, classes, label_map=label_map)
+    if weights is not None or default_weight is not None:
+        if not isinstance(model, WeightedMajorityVote):
+            raise AggregationError(
+                f"Annotator weights are for the weighted majority vote (wmv), not {method!r}."
+            )
+        model.weights, model.default_weight = weights, default_weight
     prior = None
     if model_version is not None:
         if not isinstance(model, EMAggregator):
