@@ -180,6 +180,8 @@ def init_project(
     regions_layer: str | None = None,
     region_column: str = "district",
     notices: str | os.PathLike[str] | None = None,
+    streets: str | os.PathLike[str] | None = None,
+    streets_layer: str | None = None,
     crs: str | None = None,
     invalid: Literal["repair", "reject"] = "repair",
     name: str | None = None,
@@ -200,6 +202,10 @@ def init_project(
         regions_layer: Layer of ``regions``.
         region_column: Column of ``regions`` that names each region.
         notices: JSON Lines file of notices (``notice_id``, ``text``...).
+        streets: Vector file of streets (needs ``name``; ``order`` along the street grid is
+            used when given): notices' addresses and cross streets are linked to parcels with
+            these names too (:class:`geolabel.text.linking.Gazetteer`).
+        streets_layer: Layer of ``streets``.
         crs: Project CRS; the first scene's CRS when None. Must be projected (metres).
         invalid: ``repair`` or ``reject`` invalid parcel geometries.
         name: Project name; the file stem when None.
@@ -314,6 +320,19 @@ def init_project(
         rg, n = to_crs_checked(rg, project_crs, source=str(regions_path), what="regions")
         notes += n
         layers.append(("regions", rg.rename(columns={region_column: "region"})))
+    if streets is not None:
+        streets_path = Path(streets)
+        sg = read_vector(
+            streets_path,
+            layer=streets_layer,
+            required=("name",),
+            what="streets",
+            layer_option="--streets-layer",
+        )
+        sg, n = to_crs_checked(sg, project_crs, source=str(streets_path), what="streets")
+        notes += n
+        sg["name"] = sg["name"].astype(str)
+        layers.append(("streets", sg))
     notices_df = _read_notices(Path(notices)) if notices is not None else None
 
     # Build the whole project beside the target and move it into place only when complete.
@@ -448,6 +467,8 @@ def init_sample_project(
         regions=city,
         regions_layer="districts",
         notices=sample / "notices.jsonl",
+        streets=city,
+        streets_layer="streets",
         taxonomy=sample / "taxonomy.yaml",
         name=name,
         overwrite=overwrite,

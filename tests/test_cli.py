@@ -28,6 +28,7 @@ def sample_init_args(sample_dir, project):
         "--pois", sample_dir / "city.gpkg", "--pois-layer", "pois",
         "--regions", sample_dir / "city.gpkg", "--regions-layer", "districts",
         "--notices", sample_dir / "notices.jsonl", "--taxonomy", sample_dir / "taxonomy.yaml",
+        "--streets", sample_dir / "city.gpkg", "--streets-layer", "streets",
     ]  # fmt: skip
 
 
@@ -81,7 +82,23 @@ class TestInit:
         import pyogrio
 
         layers = {name for name, _ in pyogrio.list_layers(project)}
-        assert {"parcels", "pois", "regions", "scenes", "annotations", "items"} <= layers
+        assert {"parcels", "pois", "regions", "streets", "scenes", "annotations", "items"} <= layers
+
+    def test_streets_reach_the_notice_gazetteer(self, project, sample_dir, tmp_path):
+        from geolabel.text.linking import Gazetteer
+
+        with Project.open(project) as p:
+            streets = p.read_layer("streets")
+            gazetteer = Gazetteer.from_project(p)
+        assert streets.crs.to_epsg() == 32610 and "1st Avenue" in set(streets["name"])
+        assert "1st Avenue" in gazetteer.streets.values()
+        # A streets file without names is refused before anything is written.
+        bad = tmp_path / "streets.geojson"
+        streets[["geometry"]].to_file(bad)
+        args = sample_init_args(sample_dir, tmp_path / "p.gpkg")[:-4]
+        result = run(*args, "--streets", bad)
+        assert result.exit_code == 1 and "name" in result.output
+        assert not (tmp_path / "p.gpkg").exists()
 
     def test_refuses_to_overwrite(self, sample_dir, project):
         before = project.read_bytes()

@@ -32,6 +32,11 @@ def init(
     regions_layer: Annotated[str | None, typer.Option(help="Layer of --regions.")] = None,
     region_column: Annotated[str, typer.Option(help="Column naming each region.")] = "district",
     notices: Annotated[Path | None, typer.Option(help="Municipal notices (JSON Lines).")] = None,
+    streets: Annotated[
+        Path | None,
+        typer.Option(help="Street lines with a name column (link notices' addresses to parcels)."),
+    ] = None,
+    streets_layer: Annotated[str | None, typer.Option(help="Layer of --streets.")] = None,
     crs: Annotated[
         str | None, typer.Option(help="Project CRS, e.g. EPSG:32610 (default: the first scene's).")
     ] = None,
@@ -43,7 +48,7 @@ def init(
     ] = False,
     json_out: JsonOption = False,
 ) -> None:
-    """Create a project from scenes and parcels (and optionally POIs, regions and notices)."""
+    """Create a project from scenes and parcels (and optionally POIs, regions, notices, streets)."""
     from geolabel.project import init_project
 
     if invalid not in ("repair", "reject"):
@@ -62,6 +67,8 @@ def init(
         regions_layer=regions_layer,
         region_column=region_column,
         notices=notices,
+        streets=streets,
+        streets_layer=streets_layer,
         crs=crs,
         invalid=policy,
         overwrite=force,
