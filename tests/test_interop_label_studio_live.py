@@ -183,6 +183,7 @@ def _ls_project(client: _Client, title: str, config: Path, tasks: Path, chips: P
     summary = client.call("POST", f"/api/projects/{project['id']}/import", payload)
     assert summary["task_count"] == len(payload)
     assert summary["prediction_count"] == sum(len(t.get("predictions", [])) for t in payload)
+    assert summary["annotation_count"] == sum(len(t.get("annotations", [])) for t in payload)
     listing = client.call("GET", f"/api/tasks/?project={project['id']}&page_size=1000")
     ids = {t["data"]["geolabel_item"]: t["id"] for t in listing["tasks"]}
     return {"id": project["id"], "tasks": ids, "payload": payload}
@@ -234,7 +235,13 @@ class TestLabelStudioLive:
         with Project.open(path) as p:
             add_predictions(p, PARCELS, model_version="m-live")
             parcels = export_tasks(
-                p, root / "parcels", "labelstudio", "parcel", items=PARCELS, document_root=root
+                p,
+                root / "parcels",
+                "labelstudio",
+                "parcel",
+                items=PARCELS,
+                document_root=root,
+                gold={"P0003": str(TRUTH["P0003"])},  # goes out as a ground-truth annotation
             )
             tiles = export_tasks(
                 p,
@@ -293,7 +300,7 @@ class TestLabelStudioLive:
             url = lp["payload"][0]["data"]["image"]
             status, png = client.raw(url)
             assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
-            # several users answer; the third is wrong; the admin marks one ground truth
+            # several users answer; the third is wrong; P0003's ground truth came with the tasks
             for item, task_id in lp["tasks"].items():
                 truth = str(TRUTH[item])
                 wrong = "water" if truth != "water" else "park"
@@ -303,9 +310,6 @@ class TestLabelStudioLive:
                     _annotate(client, task_id, [], users[2], was_cancelled=True)
                 else:
                     _annotate(client, task_id, choice(wrong), users[2])
-            _annotate(
-                client, lp["tasks"]["P0003"], choice(str(TRUTH["P0003"])), None, ground_truth=True
-            )
             # tiles: one user paints the pre-label (brush RLE), another traces it (polygons)
             tile_pred = lt["payload"][0]["predictions"][0]["result"]
             brush = [r for r in tile_pred if r["type"] == "brushlabels"]
