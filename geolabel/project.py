@@ -331,7 +331,17 @@ def init_project(
         )
         sg, n = to_crs_checked(sg, project_crs, source=str(streets_path), what="streets")
         notes += n
-        sg["name"] = sg["name"].astype(str)
+        named = sg["name"].notna() & (sg["name"].astype(str).str.strip() != "")
+        if not named.all():
+            notes.append(
+                InputNote(
+                    "unnamed",
+                    f"{int((~named).sum())} street(s) in {streets_path} have no name and were"
+                    " left out (notices name streets, so an unnamed one links nothing).",
+                )
+            )
+        sg = sg[named].copy()
+        sg["name"] = sg["name"].astype(str).str.strip()
         layers.append(("streets", sg))
     notices_df = _read_notices(Path(notices)) if notices is not None else None
 

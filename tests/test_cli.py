@@ -99,6 +99,15 @@ class TestInit:
         result = run(*args, "--streets", bad)
         assert result.exit_code == 1 and "name" in result.output
         assert not (tmp_path / "p.gpkg").exists()
+        # Unnamed streets link nothing: left out, and the user is told.
+        some = streets[["name", "geometry"]].head(3).copy()
+        some.loc[some.index[0], "name"] = None
+        some.to_file(tmp_path / "some.geojson")
+        result = run(*args, "--streets", tmp_path / "some.geojson")
+        assert result.exit_code == 0, result.output
+        assert "1 street(s)" in result.output and "no name" in result.output
+        with Project.open(tmp_path / "p.gpkg") as p:
+            assert list(p.read_layer("streets")["name"]) == list(some["name"].iloc[1:])
 
     def test_refuses_to_overwrite(self, sample_dir, project):
         before = project.read_bytes()
