@@ -104,6 +104,29 @@ class TestSimulatedRound:
             assert votes and all(ids[v] == item for v in votes)
         assert len(audits) == report.counts["audit"] > 0
 
+    def test_routing_reads_novelty_and_impact_whatever_the_selection(
+        self, sample, tmp_path, monkeypatch
+    ):
+        import geolabel.loop.rounds as rounds
+
+        seen = {}
+        real_route = rounds.route
+
+        def spy(candidates, routing, **kwargs):
+            seen.update(kwargs, items=list(candidates["item"]))
+            return real_route(candidates, routing, **kwargs)
+
+        monkeypatch.setattr(rounds, "route", spy)
+        path = _project(sample, tmp_path / "r.gpkg")
+        with Project.open(path) as p:
+            classes = list(p.current_taxonomy().parcel_class_ids)
+        assert CFG.selection == {"density": 1.0}  # the default: neither novelty nor impact
+        run_round(path, config=CFG, world=World.from_sample(sample, classes), train_config=TINY)
+        for signal in ("novelty", "impact"):
+            values = seen[signal].reindex(seen["items"])
+            assert values.notna().all() and values.between(0, 1).all()
+        assert seen["novelty"].nunique() > 1 and seen["impact"].nunique() > 1
+
     @pytest.mark.slow
     def test_second_round_selects_other_items(self, simulated):
         path, first, world = simulated

@@ -505,9 +505,18 @@ def run_round(
                     clusters=clusters,
                 )
                 chosen = pool.set_index("item").loc[batch].reset_index()
-                aux = scored.set_index("item")
-                novelty = aux["novelty"].rank(pct=True) if "novelty" in aux else None
-                impact = aux["impact"].rank(pct=True) if "impact" in aux else None
+                # Routing reads novelty and impact whatever the selection weights are.
+                aux = score_pool(
+                    pool,
+                    {"novelty": 1.0, "impact": 1.0},
+                    n_classes=len(classes),
+                    seed=cfg.seed + round_id,
+                    embeddings=emb,
+                    labeled_items=sorted(labeled | starter),
+                    labeled_districts=labeled_districts,
+                ).set_index("item")
+                novelty = aux["novelty"].rank(pct=True)
+                impact = aux["impact"].rank(pct=True)
                 edge = _edge_cases(project, round_id)
                 routed = route(
                     chosen.assign(confidence=chosen["confidence"].astype(float)),
