@@ -293,15 +293,9 @@ def init_project(
     ]
     if pois is not None:
         pois_path = Path(pois)
-        pg = read_vector(
-            pois_path,
-            layer=pois_layer,
-            required=("poi_id",),
-            what="POIs",
-            layer_option="--pois-layer",
+        pg = _extra_layer(
+            pois_path, pois_layer, "poi_id", "POIs", "--pois-layer", project_crs, notes
         )
-        pg, n = to_crs_checked(pg, project_crs, source=str(pois_path), what="POIs")
-        notes += n
         pg["poi_id"] = pg["poi_id"].astype(str)
         if pg["poi_id"].duplicated().any():
             dup = pg.loc[pg["poi_id"].duplicated(), "poi_id"].tolist()
@@ -309,28 +303,16 @@ def init_project(
         layers.append(("pois", pg))
         item_frames.append(pd.DataFrame({"item": pg["poi_id"], "kind": "poi", "ref": pg["poi_id"]}))
     if regions is not None:
-        regions_path = Path(regions)
-        rg = read_vector(
-            regions_path,
-            layer=regions_layer,
-            required=(region_column,),
-            what="regions",
-            layer_option="--regions-layer",
-        )
-        rg, n = to_crs_checked(rg, project_crs, source=str(regions_path), what="regions")
-        notes += n
+        rg = _extra_layer(
+            Path(regions), regions_layer, region_column, "regions", "--regions-layer",
+            project_crs, notes,
+        )  # fmt: skip
         layers.append(("regions", rg.rename(columns={region_column: "region"})))
     if streets is not None:
         streets_path = Path(streets)
-        sg = read_vector(
-            streets_path,
-            layer=streets_layer,
-            required=("name",),
-            what="streets",
-            layer_option="--streets-layer",
+        sg = _extra_layer(
+            streets_path, streets_layer, "name", "streets", "--streets-layer", project_crs, notes
         )
-        sg, n = to_crs_checked(sg, project_crs, source=str(streets_path), what="streets")
-        notes += n
         named = sg["name"].notna() & (sg["name"].astype(str).str.strip() != "")
         if not named.all():
             notes.append(
@@ -441,6 +423,22 @@ def describe(path: str | os.PathLike[str]) -> ProjectSummary | FolderSummary:
         raise InputFileError(f"{p} does not exist. Give a project .gpkg or a data folder.")
     with Project.open(p) as project:
         return project.summary()
+
+
+def _extra_layer(
+    path: Path,
+    layer: str | None,
+    column: str,
+    what: str,
+    layer_option: str,
+    crs: str,
+    notes: list[InputNote],
+) -> gpd.GeoDataFrame:
+    """Read a POI, region or street layer that needs ``column``, in ``crs`` (noted if moved)."""
+    frame = read_vector(path, layer=layer, required=(column,), what=what, layer_option=layer_option)
+    frame, moved = to_crs_checked(frame, crs, source=str(path), what=what)
+    notes += moved
+    return frame
 
 
 def init_sample_project(
