@@ -53,12 +53,13 @@ Protocol, per seed:
   the short fine-tunes it affords left the all-labels reference below the 12-label seed model
   on one seed (0.80 vs 0.82) -- the labels did not decide the curve. Cheap on purpose (many
   trainings on a shared 2-core machine): 8 crops per step instead of 16.
-* *AL*: ``score_pool`` with the loop's default weights (``density`` 1: how typical a parcel
-  is of the candidates, from the current model's parcel embeddings -- the encoder's deepest
-  features pooled per parcel), then ``diverse_batch`` (25 m, one parcel per k-means cluster of
-  the embeddings, as the loop's ``cluster_batch`` default does): the most typical parcel of
-  each look-alike cluster. Until session 6 the default was entropy 1, novelty 0.5, impact
-  0.25 (al_labels_over_random 0.93 in that session's run). *Random*: a uniform draw.
+* *AL*: ``score_pool`` with the loop's default weights (entropy 1, novelty 0.5, impact 0.25)
+  on the current model's parcel probabilities (entropy), its parcel embeddings (the encoder's
+  deepest features pooled per parcel; novelty against the labeled set), notice links and
+  areas (impact), then ``diverse_batch`` (25 m, one parcel per k-means cluster of the
+  embeddings, as the loop's ``cluster_batch`` default does). ``B_AL_WEIGHTS =
+  {"density": 1.0}`` (the most typical parcel of each cluster) gave 0.88 against 0.93 in
+  session 6; see ``LoopConfig.selection`` for why it is not the default. *Random*: a uniform draw.
 * *reference*: the mean test accuracy of :data:`REF_RUNS` trainings (other training seeds)
   on every non-test label.
 * *target*: seed accuracy + 90% of the gain from the seed model to the reference. Chosen over
@@ -115,7 +116,7 @@ B_TRAIN: dict[str, Any] = {"max_epochs": 8, "min_epochs": 5, "steps_per_epoch": 
 REF_RUNS = 2
 EVAL_RUNS = 2  # trainings (training seeds) averaged per point of a learning curve
 B_BATCH, B_STEPS, B_STEPS_QUICK = 24, 4, 2
-B_AL_WEIGHTS = {"density": 1.0}  # the loop's default scorer (LoopConfig.selection)
+B_AL_WEIGHTS = {"entropy": 1.0, "novelty": 0.5, "impact": 0.25}  # LoopConfig.selection
 B_AL_CLUSTERS = True  # at most one item per embedding cluster in a batch
 
 Say = Callable[[str], None]

@@ -120,8 +120,8 @@ class TestSimulatedRound:
         path = _project(sample, tmp_path / "r.gpkg")
         with Project.open(path) as p:
             classes = list(p.current_taxonomy().parcel_class_ids)
-        assert CFG.selection == {"density": 1.0}  # the default: neither novelty nor impact
-        run_round(path, config=CFG, world=World.from_sample(sample, classes), train_config=TINY)
+        cfg = LoopConfig(batch_size=16, min_distance_m=10.0, selection={"density": 1.0})
+        run_round(path, config=cfg, world=World.from_sample(sample, classes), train_config=TINY)
         for signal in ("novelty", "impact"):
             values = seen[signal].reindex(seen["items"])
             assert values.notna().all() and values.between(0, 1).all()
