@@ -456,6 +456,16 @@ class TestLabelStudioImport:
             export[0]["annotations"] = [ls_annotation(2, 1, choice("residential"))]
             with pytest.raises(AnnotationImportError, match="Allowed: poi: school"):
                 import_file(p, write_json(tmp_path / "poi2.json", export), "labelstudio")
+            # POI votes aggregate against the POI taxonomy, not land use.
+            export[0]["annotations"] = [
+                ls_annotation(3, 2, choice("school")),
+                ls_annotation(4, 3, choice("shop")),
+            ]
+            import_file(p, write_json(tmp_path / "poi3.json", export), "labelstudio")
+            consensus = aggregate_project(p, method="mv", kind="poi")
+            assert consensus.labels == {"school": 1} and consensus.taxonomy.startswith("poi v")
+            stored = p.current_consensus()
+            assert stored.set_index("item").loc["POI0001", "label"] == "school"
 
 
 class TestLabelStudioBadInput:

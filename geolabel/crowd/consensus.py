@@ -271,8 +271,11 @@ def aggregate_project(
         LabelError: Labels outside the taxonomy (listed), unless mapped.
         StoreError: The store refused the rows (unknown round...).
     """
-    taxonomy = project.current_taxonomy()
-    classes = list(taxonomy.parcel_class_ids if kind == "parcel" else taxonomy.class_ids)
+    from geolabel.interop.tasks import kind_taxonomy
+
+    # The kind's own taxonomy: land use for parcels and tiles, the stored POI or notice one.
+    taxonomy, allowed = kind_taxonomy(project, kind)
+    classes = list(allowed)
     model = make_aggregator(method, classes, label_map=label_map)
     if weights is not None or default_weight is not None:
         if not isinstance(model, WeightedMajorityVote):
