@@ -135,10 +135,10 @@ class LoopConfig:
             itself, whatever these weights. ``{"density": 1.0}`` (with ``cluster_batch``:
             the most typical parcel of each look-alike cluster, TypiClust's rule for small
             budgets) taught the model faster on the sample's loop benchmark (labels to
-            target over random's 0.88 against the default's 0.93), but its batches hold few
-            ambiguous parcels: in the demo the crowd then met too few of the planted
-            mixed-use parcels for a taxonomy change to be proposed. The default keeps the
-            uncertain and the novel in every batch.
+            target over random's 0.88 against the default's 0.93, one run each), but its
+            batches hold few ambiguous parcels: in one of two demo runs with it the crowd met
+            too few of the planted mixed-use parcels for a taxonomy change to be proposed.
+            The default keeps the uncertain and the novel in every batch.
         min_distance_m: Smallest distance between two items of one batch (spatial diversity);
             relaxed when the batch cannot be filled.
         cluster_batch: Also take at most one item per cluster of the parcels' embeddings
@@ -156,7 +156,9 @@ class LoopConfig:
     prices: Prices = field(default_factory=Prices)
     routing: Routing = field(default_factory=Routing)
     redundancy: Redundancy = field(default_factory=Redundancy)
-    selection: Mapping[str, float] = field(default_factory=lambda: {"density": 1.0})
+    selection: Mapping[str, float] = field(
+        default_factory=lambda: {"entropy": 1.0, "novelty": 0.5, "impact": 0.25}
+    )
     min_distance_m: float = 25.0
     cluster_batch: bool = True
     aggregation: str = "ds"
