@@ -505,16 +505,21 @@ def run_round(
                     clusters=clusters,
                 )
                 chosen = pool.set_index("item").loc[batch].reset_index()
-                # Routing reads novelty and impact whatever the selection weights are.
-                aux = score_pool(
-                    pool,
-                    {"novelty": 1.0, "impact": 1.0},
-                    n_classes=len(classes),
-                    seed=cfg.seed + round_id,
-                    embeddings=emb,
-                    labeled_items=sorted(labeled | starter),
-                    labeled_districts=labeled_districts,
-                ).set_index("item")
+                # Routing reads novelty and impact whatever the selection weights are: the
+                # ones selection did not score are scored here.
+                aux = scored.set_index("item")
+                missing = [k for k in ("novelty", "impact") if k not in aux.columns]
+                if missing:
+                    extra = score_pool(
+                        pool,
+                        dict.fromkeys(missing, 1.0),
+                        n_classes=len(classes),
+                        seed=cfg.seed + round_id,
+                        embeddings=emb,
+                        labeled_items=sorted(labeled | starter),
+                        labeled_districts=labeled_districts,
+                    ).set_index("item")
+                    aux = aux.join(extra[missing])
                 novelty = aux["novelty"].rank(pct=True)
                 impact = aux["impact"].rank(pct=True)
                 edge = _edge_cases(project, round_id)
