@@ -44,8 +44,8 @@ uncertainty sampling; Zhdanov 2019, "Diverse mini-batch active learning").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -108,12 +108,9 @@ def _boundary(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
 def _novelty(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
     score = pd.Series(0.5, index=pool.index)
     if ctx.embeddings is not None and ctx.labeled_items:
-        emb = ctx.embeddings
-        have = [i for i in pool["item"] if i in emb.index]
-        labeled = [i for i in ctx.labeled_items if i in emb.index]
+        have, a = _embedded(ctx.embeddings, pool["item"], np.float64)
+        labeled, b = _embedded(ctx.embeddings, ctx.labeled_items, np.float64)
         if have and labeled:
-            a = _unit(emb.loc[have].to_numpy(np.float64))
-            b = _unit(emb.loc[labeled].to_numpy(np.float64))
             nearest = 1.0 - (a @ b.T).max(axis=1)
             dist = pd.Series(nearest, index=have)
             mapped = pool["item"].map(dist)
@@ -134,11 +131,9 @@ def _density(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
             "The 'density' scorer needs the parcels' embeddings (written by `geolabel"
             " prelabel`); pre-label the items first or drop the scorer."
         )
-    emb = ctx.embeddings
-    have = [i for i in pool["item"] if i in emb.index]
+    have, a = _embedded(ctx.embeddings, pool["item"], np.float32)
     if len(have) < 2:
         return pd.Series(0.5, index=pool.index)
-    a = _unit(emb.loc[have].to_numpy(np.float32))
     ref_idx = np.arange(len(a))
     if len(a) > _DENSITY_SAMPLE:
         ref_idx = np.sort(ctx.rng.choice(len(a), size=_DENSITY_SAMPLE, replace=False))
@@ -153,6 +148,14 @@ def _density(pool: pd.DataFrame, ctx: _Context) -> pd.Series:
     dense = pd.Series(out, index=have)
     mapped = pool["item"].map(dense)
     return mapped.fillna(mapped.median())
+
+
+def _embedded(
+    embeddings: pd.DataFrame, items: Iterable[str], dtype: type[np.floating[Any]]
+) -> tuple[list[str], np.ndarray]:
+    """The items that have an embedding (in their order), and those embeddings at unit length."""
+    have = [i for i in items if i in embeddings.index]
+    return have, _unit(embeddings.loc[have].to_numpy(dtype))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
