@@ -15,9 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from geolabel.cli.main import app
+from geolabel.crowd.consensus import aggregate_project
 from geolabel.crowd.majority_vote import MajorityVote
 from geolabel.crowd.wmv import WeightedMajorityVote
-from geolabel.errors import AnnotationImportError, StoreError
+from geolabel.errors import AggregationError, AnnotationImportError, StoreError
 from geolabel.interop import (
     annotator_attrs,
     export_tasks,
@@ -301,3 +302,16 @@ class TestAppenCli:
         with Project.open(project_path) as p:
             current = p.current_consensus().set_index("item")
         assert current.loc["P0001", "confidence"] == pytest.approx(share)
+        # The library side: the same weights by name, without a write; other names refused.
+        with Project.open(project_path) as p:
+            again = aggregate_project(
+                p, method="wmv", weights="appen-trust", default_weight=0.0, write=False
+            )
+            assert again.labels == result_labels(current)
+            with pytest.raises(AggregationError, match="'appen-trust'"):
+                aggregate_project(p, method="wmv", weights="appen", write=False)
+
+
+def result_labels(current: pd.DataFrame) -> dict[str, int]:
+    """Consensus labels counted by class, as ConsensusResult.labels reports them."""
+    return {str(k): int(v) for k, v in current["label"].value_counts().items()}

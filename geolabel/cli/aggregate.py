@@ -5,16 +5,11 @@ from __future__ import annotations
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from geolabel.cli.options import JsonOption, console, err_console, handle_errors, print_json
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from geolabel.store import Project
 
 __all__ = ["MethodChoice", "WeightsChoice", "aggregate"]
 
@@ -96,7 +91,6 @@ def aggregate(
     mapping = read_label_map(label_map) if label_map is not None else None
     with Project.open(project) as p, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AggregationWarning)
-        trust = _appen_weights(p, kind) if weights is WeightsChoice.appen_trust else None
         result = aggregate_project(
             p,
             method=method.value,
@@ -106,7 +100,7 @@ def aggregate(
             kind=kind,
             round_id=round_id,
             write=not dry_run,
-            weights=trust,
+            weights="appen-trust" if weights is WeightsChoice.appen_trust else None,
             default_weight=default_weight,
         )
     for warning in caught:
@@ -128,19 +122,3 @@ def aggregate(
         console.print(f"EM: {result.n_iter} round(s), {state}.", markup=False)
     labels = ", ".join(f"{k} {v}" for k, v in sorted(result.labels.items()))
     console.print(f"Labels: {labels}. Mean confidence {result.mean_confidence:.3f}.", markup=False)
-
-
-def _appen_weights(project: Project, kind: str) -> pd.Series:
-    """WMV weights from the annotators' stored Appen trust scores, for the kind's classes."""
-    from geolabel.errors import AggregationError
-    from geolabel.interop.appen import trust_weights
-    from geolabel.interop.tasks import kind_taxonomy
-
-    _, allowed = kind_taxonomy(project, kind)
-    weights = trust_weights(project, len(allowed))
-    if weights.empty:
-        raise AggregationError(
-            f"No Appen trust scores are stored in {project.path}: import an Appen full report"
-            " first (geolabel import PROJECT REPORT.csv --format appen), or use --weights gold."
-        )
-    return weights

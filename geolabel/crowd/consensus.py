@@ -224,6 +224,24 @@ def _item_prior(project: Project, model_version: str, classes: list[str]) -> pd.
     return frame.reindex(columns=[c for c in frame.columns if c in classes])
 
 
+def _appen_trust_weights(project: Project, name: str, n_classes: int) -> pd.Series:
+    """WMV weights from the stored Appen trust scores (``name`` must be ``appen-trust``)."""
+    from geolabel.interop.appen import trust_weights
+
+    if name != "appen-trust":
+        raise AggregationError(
+            f"Unknown annotator weights {name!r}: give annotator -> weight, or 'appen-trust'."
+        )
+    weights = trust_weights(project, n_classes)
+    if weights.empty:
+        raise AggregationError(
+            f"No Appen trust scores are stored in {project.path}: import an Appen full report"
+            " first (geolabel import PROJECT REPORT.csv --format appen), or weigh by the gold"
+            " answers (--weights gold, the default)."
+        )
+    return weights
+
+
 def aggregate_project(
     project: Project,
     *,
@@ -235,7 +253,7 @@ def aggregate_project(
     round_id: int | None = None,
     write: bool = True,
     chunksize: int = DEFAULT_CHUNKSIZE,
-    weights: Mapping[Hashable, float] | pd.Series | None = None,
+    weights: Mapping[Hashable, float] | pd.Series | Literal["appen-trust"] | None = None,
     default_weight: float | None = None,
 ) -> ConsensusResult:
     """Aggregate a project's annotations and append the consensus with its provenance.
@@ -256,8 +274,9 @@ def aggregate_project(
         write: Append the rows (False: compute and report only).
         chunksize: Annotations read per chunk: the votes are streamed from the store into
             integer codes (:mod:`geolabel.crowd.stream`), never held as one frame.
-        weights: ``wmv`` only: annotator -> weight, instead of weights from the gold (e.g.
-            :func:`geolabel.interop.appen.trust_weights`).
+        weights: ``wmv`` only: annotator -> weight, instead of weights from the gold; or
+            ``"appen-trust"``: the trust scores of an imported Appen full report, as weights
+            for the kind's classes (:func:`geolabel.interop.appen.trust_weights`).
         default_weight: ``wmv`` with ``weights``: the weight of annotators without one
             (``None`` refuses them, naming them).
 
@@ -266,8 +285,9 @@ def aggregate_project(
 
     Raises:
         AggregationError: Unknown method, a model prior with a vote-counting method, weights
-            for another method than ``wmv``, no predictions for ``model_version``, empty
-            input, a single annotator, or (``wmv``) annotators without a weight.
+            for another method than ``wmv``, no Appen trust scores stored (``"appen-trust"``),
+            no predictions for ``model_version``, empty input, a single annotator, or
+            (``wmv``) annotators without a weight.
         LabelError: Labels outside the taxonomy (listed), unless mapped.
         StoreError: The store refused the rows (unknown round...).
     """
@@ -282,6 +302,8 @@ def aggregate_project(
             raise AggregationError(
                 f"Annotator weights are for the weighted majority vote (wmv), not {method!r}."
             )
+        if isinstance(weights, str):
+            weights = _appen_trust_weights(project, weights, len(classes))
         model.weights, model.default_weight = weights, default_weight
     prior = None
     if model_version is not None:
