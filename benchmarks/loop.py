@@ -58,14 +58,17 @@ Protocol, per seed:
   label set's two trainings gave 0.935 and 0.815 (84 random labels: 0.870 and 0.891); with 24
   they gave 0.902 and 0.902 (84: 0.913 and 0.891). A longer moving average of the weights
   (``ema_decay`` 0.97) instead of more steps made it worse (0.935 and 0.761).
-* *AL*: ``score_pool`` with the loop's default weights (entropy 1, novelty 0.5, impact 0.25)
-  on the current model's parcel probabilities (entropy), its parcel embeddings (the encoder's
-  deepest features pooled per parcel; novelty against the labeled set), notice links and
-  areas (impact), then ``diverse_batch`` (25 m, one parcel per k-means cluster of the
-  embeddings, as the loop's ``cluster_batch`` default does). Other weights: set
-  :data:`B_AL_WEIGHTS` (``{"density": 1.0}``, the most typical parcel of each cluster, gave
-  0.88 against 0.93 in session 6; see ``LoopConfig.selection`` for why it is not the
-  default). *Random*: a uniform draw.
+* *AL*: ``score_pool`` with the loop's weights (``LoopConfig.selection_for``): during the cold
+  start (fewer than 4 labels per class, so the first batch here) ``density`` alone, the most
+  typical parcel of each look-alike cluster of the seed model's embeddings; after it the
+  default weights (entropy 1, novelty 0.5, impact 0.25) on the current model's parcel
+  probabilities (entropy), its parcel embeddings (the encoder's deepest features pooled per
+  parcel; novelty against the labeled set), notice links and areas (impact); then
+  ``diverse_batch`` (25 m, one parcel per k-means cluster of the embeddings, as the loop's
+  ``cluster_batch`` default does). Fixed weights in every step: set :data:`B_AL_WEIGHTS`
+  (``{"density": 1.0}`` gave 0.88 against 0.93 for the default weights in session 6, both
+  before the cold start and with the budget of 108; see ``LoopConfig.selection`` for why it
+  is not the default). *Random*: a uniform draw.
 * *reference*: the mean test accuracy of :data:`REF_RUNS` trainings (other training seeds)
   on every non-test label.
 * *target*: seed accuracy + 90% of the gain from the seed model to the reference. Chosen over
@@ -125,7 +128,7 @@ B_TRAIN: dict[str, Any] = {"max_epochs": 8, "min_epochs": 5, "steps_per_epoch": 
 REF_RUNS = 2
 EVAL_RUNS = 2  # trainings (training seeds) averaged per point of a learning curve
 B_BATCH, B_STEPS, B_STEPS_QUICK = 24, 6, 2
-B_AL_WEIGHTS: dict[str, float] | None = None  # AL scorer weights; None: LoopConfig.selection
+B_AL_WEIGHTS: dict[str, float] | None = None  # AL scorer weights; None: the loop's rule
 B_AL_CLUSTERS = True  # at most one item per embedding cluster in a batch
 
 Say = Callable[[str], None]
@@ -679,7 +682,7 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
     batch, seed_n = B_BATCH, 12
     max_steps = B_STEPS_QUICK if quick else B_STEPS
     fresh = TrainConfig(**B_TRAIN, num_threads=threads)
-    weights = dict(B_AL_WEIGHTS if B_AL_WEIGHTS is not None else LoopConfig().selection)
+    loop_config = LoopConfig()
     rows, curves = [], []
 
     def score(model: Any, test: list[str]) -> tuple[float, pd.DataFrame, pd.DataFrame]:
@@ -744,6 +747,12 @@ def part_b(work: Path, seeds: Sequence[int], threads: int, quick: bool) -> dict[
                     pool = info.set_index("item").loc[unl].reset_index()
                     pool = pool.merge(pre, left_on="item", right_index=True, how="left")
                     known_d = set(info.set_index("item").loc[labeled, "district"])
+                    # The loop's rule: density alone during the cold start, then the weights.
+                    weights = (
+                        loop_config.selection_for(len(labeled), len(scene.parcel_classes))
+                        if B_AL_WEIGHTS is None
+                        else B_AL_WEIGHTS
+                    )
                     sc = score_pool(
                         pool,
                         weights,

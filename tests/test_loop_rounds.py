@@ -104,24 +104,37 @@ class TestSimulatedRound:
             assert votes and all(ids[v] == item for v in votes)
         assert len(audits) == report.counts["audit"] > 0
 
-    def test_routing_reads_novelty_and_impact_whatever_the_selection(
+    def test_cold_start_selects_by_density_and_routing_still_reads_novelty_and_impact(
         self, sample, tmp_path, monkeypatch
     ):
         import geolabel.loop.rounds as rounds
 
-        seen = {}
-        real_route = rounds.route
+        seen, weights = {}, []
+        real_route, real_score = rounds.route, rounds.score_pool
 
         def spy(candidates, routing, **kwargs):
             seen.update(kwargs, items=list(candidates["item"]))
             return real_route(candidates, routing, **kwargs)
 
+        def score_spy(pool, w, **kwargs):
+            weights.append(dict(w))
+            return real_score(pool, w, **kwargs)
+
         monkeypatch.setattr(rounds, "route", spy)
+        monkeypatch.setattr(rounds, "score_pool", score_spy)
         path = _project(sample, tmp_path / "r.gpkg")
         with Project.open(path) as p:
             classes = list(p.current_taxonomy().parcel_class_ids)
-        cfg = LoopConfig(batch_size=16, min_distance_m=10.0, selection={"density": 1.0})
-        run_round(path, config=cfg, world=World.from_sample(sample, classes), train_config=TINY)
+            n_starter = p.annotations("parcel")["item"].nunique()
+        # The starter set is below 100 labels per class: the round is a cold start.
+        cfg = LoopConfig(batch_size=16, min_distance_m=10.0, cold_start_per_class=100.0)
+        report = run_round(
+            path, config=cfg, world=World.from_sample(sample, classes), train_config=TINY
+        )
+        assert weights[0] == {"density": 1.0}
+        assert any(f"Cold start: {n_starter} labeled item(s)" in n for n in report.notes)
+        # Selection scored density only; routing still reads novelty and impact.
+        assert weights[1] == {"novelty": 1.0, "impact": 1.0}
         for signal in ("novelty", "impact"):
             values = seen[signal].reindex(seen["items"])
             assert values.notna().all() and values.between(0, 1).all()

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from geolabel.cli.main import app
 from geolabel.errors import ColumnError, ConfigError
-from geolabel.loop.config import LoopConfig, Routing, load_config
+from geolabel.loop.config import COLD_START_SELECTION, LoopConfig, Routing, load_config
 from geolabel.loop.planner import (
     WorkforceModel,
     estimate_workforce,
@@ -50,6 +50,19 @@ class TestConfig:
         with pytest.raises(ConfigError, match="cluster_batch must be true or false"):
             load_config(yml)
 
+    def test_cold_start_selects_by_density_until_enough_labels_per_class(self, tmp_path):
+        cfg = LoopConfig()  # 4 per class: 8 classes need 32 labeled items
+        assert dict(cfg.selection_for(12, 8)) == {"density": 1.0}
+        assert cfg.selection_for(31, 8) is COLD_START_SELECTION
+        assert cfg.selection_for(32, 8) is cfg.selection
+        # No embeddings to score density on: the weights as configured.
+        assert cfg.selection_for(12, 8, embeddings=False) is cfg.selection
+        toml = tmp_path / "loop.toml"
+        toml.write_text("cold_start_per_class = 0\n")
+        off = load_config(toml)
+        assert off.selection_for(0, 8) is off.selection
+        assert LoopConfig(cold_start_per_class=2).selection_for(15, 8) is COLD_START_SELECTION
+
     @pytest.mark.parametrize(
         ("text", "fragment"),
         [
@@ -58,6 +71,8 @@ class TestConfig:
             ("[routing]\neasy_confidence = 1.5\n", "routing.easy_confidence must be in [0, 1]"),
             ("[redundancy]\ninitial_votes = 5\nmax_votes = 3\n", "redundancy.max_votes (3)"),
             ("[selection]\nluck = 1\n", "selection.luck is not a scorer"),
+            ("cold_start_per_class = -1\n", "cold_start_per_class must be non-negative"),
+            ("cold_start_per_class = 'few'\n", "cold_start_per_class must be a number"),
             ("[prices]\nverify = 'cheap'\n", "prices.verify"),
             ("batch_size = [1\n", "is not valid TOML"),
         ],

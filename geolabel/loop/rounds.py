@@ -36,7 +36,7 @@ from geolabel.crowd.consensus import METHODS
 from geolabel.crowd.simulate import CrowdSimulator, profiles_from_json
 from geolabel.errors import GeolabelError, InputFileError, StoreError
 from geolabel.loop.collect import MAX_WAVES, SimulatedWorkforce, Wave, next_wave, price
-from geolabel.loop.config import LoopConfig
+from geolabel.loop.config import COLD_START_SELECTION, LoopConfig
 from geolabel.loop.planner import PlanResult
 from geolabel.loop.route import route
 from geolabel.loop.select import diverse_batch, embedding_clusters, score_pool
@@ -473,9 +473,17 @@ def run_round(
                 labeled_districts = set(
                     _districts(project).reindex(list(labeled | starter)).dropna().astype(str)
                 )
+                n_labeled = len(labeled | starter)
+                weights = cfg.selection_for(n_labeled, len(classes), embeddings=emb is not None)
+                if weights is COLD_START_SELECTION:
+                    notes.append(
+                        f"Cold start: {n_labeled} labeled item(s), fewer than"
+                        f" {cfg.cold_start_per_class:g} per class; selected by density alone"
+                        " (the most typical parcel of each look-alike cluster)."
+                    )
                 scored = score_pool(
                     pool,
-                    cfg.selection,
+                    weights,
                     n_classes=len(classes),
                     seed=cfg.seed + round_id,
                     embeddings=emb,
