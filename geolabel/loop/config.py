@@ -153,15 +153,16 @@ class LoopConfig:
             :func:`geolabel.loop.select.embedding_clusters`), so a batch spreads over what
             parcels look like as well as over where they are. Needs the embeddings that
             pre-labeling writes; without them only the distance applies.
-        cold_start_per_class: While fewer items than this per class of the taxonomy are
-            labeled (starter set and consensus), and the items have embeddings, selection
+        cold_start_per_class: While fewer parcels than this per class of the taxonomy are
+            labeled (starter set and consensus), and parcels have embeddings, selection
             scores by ``density`` alone (:data:`COLD_START_SELECTION`): the most typical
-            parcel of each look-alike cluster, TypiClust's rule for small budgets. A model
-            trained on a dozen parcels is wrong about half of them, so its uncertainty says
-            little about which labels would teach it most. 0 turns the cold start off. On
-            the sample's loop benchmark (seed sets of 12 parcels, 8 classes, so the first
-            batch of 24 only), AL's labels to target went from 81.9, 83.2 and 68.0 to 57.4,
-            78.1 and 55.6 on seeds 0-2 (random: 74.0, 150.9, 114.0).
+            parcel of each look-alike cluster, TypiClust's rule for small budgets. The
+            benchmark's models trained on 12 parcels missed 28-47% of the test parcels, so
+            their uncertainty says little about which labels would teach most. 0 turns the
+            cold start off. On the sample's loop benchmark (seed sets of 12 parcels, 8
+            classes, so the first batch of 24 only), AL's labels to target went from 81.9,
+            83.2 and 68.0 to 57.4, 78.1 and 55.6 on seeds 0-2 (random: 74.0, 150.9, 114.0),
+            AL over random from 0.75 to 0.59.
         aggregation: Aggregation method (``ds``, ``mv``, ``wmv``, ``glad``, ``onecoin``).
         retrain: Retrain the model at the start of every round after the first.
         epochs: Epochs of a retraining run (None: the trainer's default).

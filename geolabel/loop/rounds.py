@@ -473,7 +473,8 @@ def run_round(
                 labeled_districts = set(
                     _districts(project).reindex(list(labeled | starter)).dropna().astype(str)
                 )
-                n_labeled = len(labeled | starter)
+                # Labeled parcels (the consensus holds POIs too): they end the cold start.
+                n_labeled = len((labeled | starter) & set(prelabels.index.astype(str)))
                 weights = cfg.selection_for(n_labeled, len(classes), embeddings=emb is not None)
                 if weights is COLD_START_SELECTION:
                     notes.append(
