@@ -341,7 +341,14 @@ class TestBrowser:
                 )
                 page.keyboard.press("Control+Enter")
                 page.wait_for_selector("#decision-status.ok")
-                page.wait_for_function("document.getElementById('chip').naturalWidth > 0")
+                # Polled from here: wait_for_function's in-page polling evaluates a string,
+                # which the page's Content-Security-Policy refuses once the chip is slow.
+                for _ in range(200):
+                    if page.evaluate("document.getElementById('chip').naturalWidth") > 0:
+                        break
+                    page.wait_for_timeout(100)
+                else:
+                    pytest.fail("the chip image never loaded")
                 page.screenshot(path=str(shot), full_page=True)
             finally:
                 browser.close()
