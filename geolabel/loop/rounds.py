@@ -462,8 +462,9 @@ def run_round(
             current = project.current_consensus()
             labeled = set(current["item"].astype(str))
             starter = set(project.annotations("parcel")["item"].astype(str))
+            known = labeled | starter  # labeled already: consensus or the starter set
             pending = _pending_relabel(project, current)
-            exclude = (labeled | starter | set(gold.index.astype(str))) - pending
+            exclude = (known | set(gold.index.astype(str))) - pending
             pool = candidate_pool(project, prelabels, exclude=exclude)
             if pool.empty:
                 notes.append("Every parcel is labeled; nothing to select.")
@@ -471,10 +472,11 @@ def run_round(
             else:
                 emb = _embeddings(out)
                 labeled_districts = set(
-                    _districts(project).reindex(list(labeled | starter)).dropna().astype(str)
+                    _districts(project).reindex(list(known)).dropna().astype(str)
                 )
+                known_items = sorted(known)
                 # Labeled parcels (the consensus holds POIs too): they end the cold start.
-                n_labeled = len((labeled | starter) & set(prelabels.index.astype(str)))
+                n_labeled = len(known & set(prelabels.index.astype(str)))
                 weights = cfg.selection_for(n_labeled, len(classes), embeddings=emb is not None)
                 if weights is COLD_START_SELECTION:
                     notes.append(
@@ -488,7 +490,7 @@ def run_round(
                     n_classes=len(classes),
                     seed=cfg.seed + round_id,
                     embeddings=emb,
-                    labeled_items=sorted(labeled | starter),
+                    labeled_items=known_items,
                     labeled_districts=labeled_districts,
                 )
                 scores = pd.Series(scored["score"].to_numpy(), index=scored["item"])
@@ -525,7 +527,7 @@ def run_round(
                         n_classes=len(classes),
                         seed=cfg.seed + round_id,
                         embeddings=emb,
-                        labeled_items=sorted(labeled | starter),
+                        labeled_items=known_items,
                         labeled_districts=labeled_districts,
                     ).set_index("item")
                     aux = aux.join(extra[missing])
